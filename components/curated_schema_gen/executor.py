@@ -1,0 +1,113 @@
+"""CuratedSchemaGen executor: TFDV schema inference plus the spec's rules (see `curate_schema`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import tensorflow_data_validation as tfdv
+from absl import logging
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx import types
+from tfx.components.schema_gen.executor import DEFAULT_FILE_NAME
+from tfx.components.statistics_gen import stats_artifact_utils
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils
+
+from pipelines.spec import FeatureKind, ProblemSpec, TaskType
+
+_NUMBER_TYPES = (schema_pb2.INT, schema_pb2.FLOAT)
+
+
+class MissingColumnError(ValueError):
+    """A column the spec needs has no values at all in the training data."""
+
+
+def curate_schema(schema: schema_pb2.Schema, spec: ProblemSpec) -> schema_pb2.Schema:
+    """Returns a copy of an inferred schema with the spec's rules applied."""
+    curated = schema_pb2.Schema()
+    curated.CopyFrom(schema)
+    by_name = {feature.name: feature for feature in curated.feature}
+    used = spec.feature_columns(list(by_name))
+    for column in [*spec.label_columns, *used]:
+        if column not in by_name:
+            raise MissingColumnError(
+                f"column '{column}' has no values in the training data; fill it or drop it from "
+                "the spec's features"
+            )
+    for column in spec.label_columns:
+        _curate_label(by_name[column], spec.task)
+    for name, kind in used.items():
+        _curate_feature(by_name[name], kind)
+    for name, feature in by_name.items():
+        if name not in used and name not in spec.label_columns:
+            feature.lifecycle_stage = schema_pb2.DEPRECATED
+    referenced = {f.domain for f in curated.feature if f.WhichOneof("domain_info") == "domain"}
+    kept = [d for d in curated.string_domain if d.name in referenced]
+    del curated.string_domain[:]
+    curated.string_domain.extend(kept)
+    return curated
+
+
+def _curate_label(feature: schema_pb2.Feature, task: TaskType) -> None:
+    feature.presence.min_fraction = 1.0
+    feature.presence.min_count = 1
+    feature.ClearField("value_count")
+    feature.shape.Clear()
+    feature.shape.dim.add().size = 1
+    if task in (TaskType.BINARY, TaskType.MULTICLASS, TaskType.MULTILABEL):
+        feature.type = schema_pb2.INT
+        feature.ClearField("domain_info")
+        feature.int_domain.min = 0
+        if task != TaskType.MULTICLASS:
+            feature.int_domain.max = 1
+    elif feature.type not in _NUMBER_TYPES:
+        feature.type = schema_pb2.FLOAT
+
+
+def _curate_feature(feature: schema_pb2.Feature, kind: FeatureKind) -> None:
+    if kind == FeatureKind.NUMERIC and feature.type not in _NUMBER_TYPES:
+        feature.type = schema_pb2.FLOAT
+    feature.ClearField("domain_info")
+    feature.ClearField("presence")
+    feature.presence.min_count = 1
+    feature.ClearField("shape")
+    feature.ClearField("value_count")
+    feature.value_count.max = 1  # an empty CSV cell is an example with no value: allowed
+
+
+class Executor(base_executor.BaseExecutor):
+    """Infers the schema from the non-excluded splits, curates it, writes `schema.pbtxt`."""
+
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        spec = ProblemSpec.from_config(json.loads(exec_properties["problem_spec"]))
+        exclude = json.loads(exec_properties.get(standard_component_specs.EXCLUDE_SPLITS_KEY) or "[]")
+        stats_artifact = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.STATISTICS_KEY]
+        )
+        schema = None
+        for split in artifact_utils.decode_split_names(stats_artifact.split_names):
+            if split in exclude:
+                continue
+            stats = stats_artifact_utils.load_statistics(stats_artifact, split).proto()
+            schema = (
+                tfdv.infer_schema(stats, infer_feature_shape=True)
+                if schema is None
+                else tfdv.update_schema(schema, stats, infer_feature_shape=True)
+            )
+        if schema is None:
+            raise ValueError(f"no statistics split left after excluding {exclude}")
+        curated = curate_schema(schema, spec)
+        output_uri = os.path.join(
+            artifact_utils.get_single_uri(output_dict[standard_component_specs.SCHEMA_KEY]),
+            DEFAULT_FILE_NAME,
+        )
+        io_utils.write_pbtxt_file(output_uri, curated)
+        logging.info("Curated schema written to %s", output_uri)

@@ -1,0 +1,157 @@
+"""The exported SavedModel's two signatures.
+
+- `serving_default`: serialized tf.Example in (what TF Serving clients send), TF Transform's graph, model.
+- `serving_raw`: one `[None, 1]` tensor per feature (float32 for numeric, string for categorical);
+  NaN or "" marks a missing value. The transform runs inside the graph with in-graph lookup tables
+  (no vocabulary files), which is what TFLite and TF.js can convert and run.
+
+The raw signature rebuilds the transform from what TF Transform learnt: the vocabularies it wrote, and
+for each numeric feature the affine map `z = x * scale + shift` read off the transform graph itself
+by transforming probe rows (0, 1 and missing). Tests check that both signatures agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from components.model import PREDICTIONS_KEY
+from components.preprocessing import MISSING_INDEX, resolve_kind, vocabulary_name
+from pipelines.spec import FeatureKind, ProblemSpec, TaskType
+
+RAW_SIGNATURE = "serving_raw"
+SERVING_SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class NumericMap:
+    scale: float
+    shift: float
+    missing: float  # the transformed value of a missing input
+
+
+def raw_feature_kinds(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> dict[str, FeatureKind]:
+    """Each feature the model uses, with its kind resolved against the raw schema."""
+    raw_spec = tft_output.raw_feature_spec()
+    chosen = spec.feature_columns(list(raw_spec))
+    return {name: resolve_kind(kind, raw_spec[name].dtype) for name, kind in chosen.items()}
+
+
+def probe_numeric_maps(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> dict[str, NumericMap]:
+    """Reads each numeric feature's affine transform off the TF Transform graph."""
+    kinds = raw_feature_kinds(spec, tft_output)
+    raw_spec = tft_output.raw_feature_spec()
+    probe = {name: _probe_column(raw_spec[name], kinds[name]) for name in kinds}
+    transformed = tft_output.transform_raw_features(probe, drop_unused_features=True)
+    maps = {}
+    for name, kind in kinds.items():
+        if kind != FeatureKind.NUMERIC:
+            continue
+        z = tf.reshape(transformed[name], [-1]).numpy().astype("float64")
+        maps[name] = NumericMap(scale=z[1] - z[0], shift=z[0], missing=z[2])
+    return maps
+
+
+def _probe_column(feature_spec, kind: FeatureKind):
+    """Three rows: 0, 1 and missing for numeric features; all missing for categorical ones."""
+    dtype = feature_spec.dtype
+    if isinstance(feature_spec, tf.io.FixedLenFeature):
+        values = [0, 1, 1] if kind == FeatureKind.NUMERIC else ["", "", ""]
+        return tf.constant([[v] for v in values], dtype=dtype)
+    if kind == FeatureKind.NUMERIC:
+        return tf.SparseTensor([[0, 0], [1, 0]], tf.constant([0, 1], dtype=dtype), [3, 1])
+    return tf.SparseTensor(tf.zeros([0, 2], tf.int64), tf.constant([], dtype=dtype), [3, 1])
+
+
+class RawTransform(tf.Module):
+    """The transform over raw `[None, 1]` feature tensors, with in-graph vocabulary tables."""
+
+    def __init__(self, spec: ProblemSpec, tft_output: tft.TFTransformOutput):
+        super().__init__(name="raw_transform")
+        self.kinds = raw_feature_kinds(spec, tft_output)
+        self.numeric = probe_numeric_maps(spec, tft_output)
+        oov_buckets = spec.preprocessing.vocabulary.oov_buckets
+        self.tables = {}
+        for name, kind in self.kinds.items():
+            if kind == FeatureKind.CATEGORICAL:
+                vocabulary = [
+                    v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                    for v in tft_output.vocabulary_by_name(vocabulary_name(name))
+                ]
+                self.tables[name] = _lookup_table(vocabulary, oov_buckets)
+
+    def input_specs(self) -> dict[str, tf.TensorSpec]:
+        return {
+            name: tf.TensorSpec([None, 1], tf.float32 if kind == FeatureKind.NUMERIC else tf.string, name)
+            for name, kind in self.kinds.items()
+        }
+
+    def __call__(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        out = {}
+        for name, kind in self.kinds.items():
+            value = raw[name]
+            if kind == FeatureKind.NUMERIC:
+                m = self.numeric[name]
+                present = tf.logical_not(tf.math.is_nan(value))
+                safe = tf.where(present, value, tf.zeros_like(value))
+                scaled = safe * tf.constant(m.scale, tf.float32) + tf.constant(m.shift, tf.float32)
+                missing = tf.fill(tf.shape(value), tf.constant(m.missing, tf.float32))
+                out[name] = tf.where(present, scaled, missing)
+            else:
+                present = tf.not_equal(value, "")
+                index = self.tables[name].lookup(value) + 1
+                out[name] = tf.where(present, index, tf.constant(MISSING_INDEX, tf.int64))
+        return out
+
+
+def _lookup_table(vocabulary: list[str], oov_buckets: int):
+    """In-graph table: vocabulary entry -> 0..V-1, anything else -> an OOV bucket V..V+B-1.
+
+    With one bucket a StaticHashTable with default V is used: it needs no hashing op, so it runs with
+    TFLite's builtin ops. With more buckets, StaticVocabularyTable hashes exactly as TF Transform does.
+    """
+    keys = tf.constant(vocabulary or [""], tf.string)
+    values = tf.range(len(vocabulary) or 1, dtype=tf.int64)
+    initializer = tf.lookup.KeyValueTensorInitializer(keys, values)
+    if oov_buckets == 1:
+        return tf.lookup.StaticHashTable(initializer, default_value=len(vocabulary))
+    return tf.lookup.StaticVocabularyTable(initializer, num_oov_buckets=oov_buckets)
+
+
+def named_outputs(predictions: tf.Tensor, spec: ProblemSpec) -> dict[str, tf.Tensor]:
+    """`predictions`, and for a multilabel task also one `[None, 1]` output named after each label."""
+    outputs = {PREDICTIONS_KEY: predictions}
+    if spec.task == TaskType.MULTILABEL:
+        for index, label in enumerate(spec.label_columns):
+            outputs[label] = predictions[:, index : index + 1]
+    return outputs
+
+
+def save_with_signatures(
+    model: keras.Model, spec: ProblemSpec, tft_output: tft.TFTransformOutput, export_dir: str
+) -> None:
+    """Saves `model` with the tf.Example and raw-feature signatures."""
+    model.tft_layer = tft_output.transform_features_layer()
+    model.raw_transform = RawTransform(spec, tft_output)
+    raw_spec = tft_output.raw_feature_spec()
+    feature_names = list(model.raw_transform.kinds)
+    parse_spec = {name: raw_spec[name] for name in feature_names}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(serialized, parse_spec)
+        transformed = model.tft_layer(parsed)
+        return named_outputs(model({name: transformed[name] for name in feature_names}), spec)
+
+    @tf.function
+    def serve_raw(**raw: tf.Tensor) -> dict[str, tf.Tensor]:
+        return named_outputs(model(model.raw_transform(raw)), spec)
+
+    signatures = {
+        SERVING_SIGNATURE: serve_examples.get_concrete_function(),
+        RAW_SIGNATURE: serve_raw.get_concrete_function(**model.raw_transform.input_specs()),
+    }
+    model.save(export_dir, save_format="tf", signatures=signatures)

@@ -1,0 +1,97 @@
+"""The tf_keras model built from the spec: inputs from the transformed features, head from the task."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import tensorflow as tf
+import tf_keras as keras
+
+from pipelines.spec import ProblemSpec, TaskType, TrainingSpec
+
+PREDICTIONS_KEY = "predictions"
+
+
+@dataclass(frozen=True)
+class FeatureInput:
+    """One transformed feature: numeric (a z-score) or categorical (an index below `buckets`)."""
+
+    name: str
+    buckets: int = 0  # 0 for a numeric feature
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.buckets > 0
+
+
+@dataclass(frozen=True)
+class Head:
+    """Last layer and loss for a task, as the universal workflow prescribes."""
+
+    units: int
+    activation: str | None
+    loss: str
+
+
+def head_for(task: TaskType, outputs: int) -> Head:
+    """binary -> sigmoid + binary crossentropy; multiclass -> softmax + sparse categorical
+    crossentropy; multilabel -> one sigmoid per label + binary crossentropy; regression -> linear + mse."""
+    if task == TaskType.BINARY:
+        return Head(1, "sigmoid", "binary_crossentropy")
+    if task == TaskType.MULTICLASS:
+        return Head(outputs, "softmax", "sparse_categorical_crossentropy")
+    if task == TaskType.MULTILABEL:
+        return Head(outputs, "sigmoid", "binary_crossentropy")
+    return Head(1, None, "mse")
+
+
+def training_metrics(task: TaskType) -> list[keras.metrics.Metric]:
+    if task in (TaskType.BINARY, TaskType.MULTILABEL):
+        return [keras.metrics.AUC(name="auc", multi_label=task == TaskType.MULTILABEL)]
+    if task == TaskType.MULTICLASS:
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    return [keras.metrics.MeanAbsoluteError(name="mae")]
+
+
+def embedding_size(buckets: int) -> int:
+    """A small embedding: about the fourth root of the number of categories, at least 2."""
+    return max(2, min(16, math.ceil(buckets**0.25 * 2)))
+
+
+def build_model(
+    features: list[FeatureInput],
+    spec: ProblemSpec,
+    outputs: int = 1,
+    training: TrainingSpec | None = None,
+) -> keras.Model:
+    """A dense network over the transformed features, with the head the task needs."""
+    training = training or spec.training
+    inputs: dict[str, keras.Input] = {}
+    encoded = []
+    for feature in features:
+        if feature.is_categorical:
+            layer_input = keras.Input(shape=(1,), name=feature.name, dtype=tf.int64)
+            size = embedding_size(feature.buckets)
+            embedded = keras.layers.Embedding(feature.buckets, size, name=f"{feature.name}_embedding")(
+                layer_input
+            )
+            encoded.append(keras.layers.Reshape((size,), name=f"{feature.name}_flat")(embedded))
+        else:
+            layer_input = keras.Input(shape=(1,), name=feature.name, dtype=tf.float32)
+            encoded.append(layer_input)
+        inputs[feature.name] = layer_input
+    hidden = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
+    for depth, units in enumerate(training.hidden_units):
+        hidden = keras.layers.Dense(units, activation="relu", name=f"dense_{depth}")(hidden)
+        if training.dropout:
+            hidden = keras.layers.Dropout(training.dropout, name=f"dropout_{depth}")(hidden)
+    head = head_for(spec.task, outputs)
+    prediction = keras.layers.Dense(head.units, activation=head.activation, name=PREDICTIONS_KEY)(hidden)
+    model = keras.Model(inputs=inputs, outputs=prediction)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=training.learning_rate),
+        loss=head.loss,
+        metrics=training_metrics(spec.task),
+    )
+    return model

@@ -1,0 +1,101 @@
+"""The Trainer step, generated from the problem spec (`run_fn`, called by TFX Trainer)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from absl import logging
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from components.export import raw_feature_kinds, save_with_signatures
+from components.model import FeatureInput, build_model
+from components.preprocessing import (
+    LABEL_CLASSES_VOCABULARY,
+    categorical_bucket_count,
+    vocabulary_name,
+)
+from pipelines.spec import FeatureKind, ProblemSpec, TaskType
+
+HISTORY_FILE = "history.json"
+
+
+def feature_inputs(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> list[FeatureInput]:
+    """The model's inputs: each feature with its number of categorical buckets (0 if numeric)."""
+    inputs = []
+    oov = spec.preprocessing.vocabulary.oov_buckets
+    for name, kind in raw_feature_kinds(spec, tft_output).items():
+        buckets = 0
+        if kind == FeatureKind.CATEGORICAL:
+            size = len(tft_output.vocabulary_by_name(vocabulary_name(name)))
+            buckets = categorical_bucket_count(size, oov)
+        inputs.append(FeatureInput(name, buckets))
+    return inputs
+
+
+def output_count(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> int:
+    """Units of the last layer: classes for multiclass, labels for multilabel, else 1."""
+    if spec.task == TaskType.MULTICLASS:
+        classes = tft_output.vocabulary_by_name(LABEL_CLASSES_VOCABULARY)
+        return max(int(c) for c in classes) + 1
+    if spec.task == TaskType.MULTILABEL:
+        return len(spec.label_columns)
+    return 1
+
+
+def make_dataset(
+    files: list[str],
+    data_accessor: tfx.components.DataAccessor,
+    tft_output: tft.TFTransformOutput,
+    spec: ProblemSpec,
+    repeat: bool,
+) -> tf.data.Dataset:
+    """(features, label) batches of transformed examples; the labels are stacked for multilabel."""
+    dataset = data_accessor.tf_dataset_factory(
+        files,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=spec.training.batch_size, num_epochs=None if repeat else 1, shuffle=repeat
+        ),
+        tft_output.transformed_metadata.schema,
+    )
+    labels = spec.label_columns
+
+    def split(batch: dict[str, tf.Tensor]):
+        label_values = [batch.pop(name) for name in labels]
+        if spec.task == TaskType.MULTILABEL:
+            return batch, tf.concat([tf.cast(v, tf.float32) for v in label_values], axis=1)
+        return batch, label_values[0]
+
+    return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    spec = ProblemSpec.from_config(fn_args.custom_config["problem_spec"])
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=True)
+    validation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, spec, repeat=False)
+    model = build_model(feature_inputs(spec, tft_output), spec, outputs=output_count(spec, tft_output))
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=spec.training.early_stopping_patience,
+            restore_best_weights=True,
+        )
+    ]
+    history = model.fit(
+        train,
+        epochs=spec.training.epochs,
+        steps_per_epoch=spec.training.steps_per_epoch,
+        validation_data=validation,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    save_with_signatures(model, spec, tft_output, fn_args.serving_model_dir)
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as handle:
+        json.dump({k: [float(x) for x in v] for k, v in history.history.items()}, handle, indent=1)
+    logging.info("Model saved to %s after %d epochs", fn_args.serving_model_dir, len(history.epoch))

@@ -1,0 +1,133 @@
+"""Command line: `python -m pipelines run --config config/taxi.yaml` (see `--help`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from pipelines.paths import DEFAULT_HOME, RunPaths
+from pipelines.spec import ProblemSpec, SpecError, load_spec
+
+EXIT_FAILED = 1
+EXIT_BAD_SPEC = 2
+
+
+class RunFailed(RuntimeError):
+    """The pipeline stopped; the message says at which component and why."""
+
+
+def run_training(
+    spec: ProblemSpec,
+    home: str | Path = DEFAULT_HOME,
+    enable_cache: bool = True,
+    verbose: bool = False,
+    beam_args: list[str] | None = None,
+):
+    """Runs the training pipeline with LocalDagRunner and returns the run's summary from MLMD.
+
+    Raises RunFailed with a readable reason when a component fails.
+    """
+    from tfx import v1 as tfx
+
+    from pipelines import progress, results, training
+
+    paths = RunPaths.for_spec(spec.name, home)
+    progress.quiet_libraries(verbose)
+    pipeline = training.create_pipeline(spec, paths, beam_args=beam_args, enable_cache=enable_cache)
+    with progress.track_components() as tracker:
+        try:
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+        except Exception as error:  # noqa: BLE001 - turned into one readable message
+            where = tracker.current or "the pipeline"
+            raise RunFailed(f"{where} failed: {explain(error)}") from error
+    summary = results.latest_run(paths.metadata_path, training.pipeline_name(spec))
+    if summary is None:
+        raise RunFailed("the run left no record in ML Metadata")
+    return summary
+
+
+def explain(error: BaseException) -> str:
+    """The most specific message in an exception chain (TFX wraps executor errors)."""
+    messages = []
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        messages.append(f"{error}" if str(error) else type(error).__name__)
+        error = error.__cause__ or error.__context__
+    return messages[-1] if messages else "unknown error"
+
+
+def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -> None:
+    print()
+    print(f"Run {summary.run_id} of {summary.pipeline_name} finished in {seconds:.0f}s")
+    print(f"  executed: {', '.join(summary.executed) or 'nothing (all cached)'}")
+    if summary.cached:
+        print(f"  cached:   {', '.join(summary.cached)}")
+    if summary.metrics:
+        print("  metrics on the eval split:")
+        for name, value in sorted(summary.metrics.items()):
+            print(f"    {name:32s} {value:.4f}")
+    goal = f"{spec.metric.name} {'>=' if spec.metric.higher_is_better else '<='} {spec.metric.threshold:g}"
+    if summary.blessed:
+        print(f"  blessed:  yes ({goal}, no regression against the model in production)")
+    else:
+        print(f"  blessed:  no (needs {goal})")
+        for failure in summary.validation_failures:
+            print(f"    - {failure}")
+    if summary.pushed:
+        print(f"  pushed:   version {summary.pushed_version} -> {summary.pushed_path}")
+    else:
+        print("  pushed:   nothing new" + (" (not blessed)" if not summary.blessed else ""))
+    print(f"  serving:  {paths.serving_dir}  (TF Serving model base path)")
+    print(f"  artifacts: {paths.pipeline_root}")
+    print(f"  metadata: {paths.metadata_path}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.config)
+    started = time.monotonic()
+    print(
+        f"Blueprint: training '{spec.name}' ({spec.task.value}, label {spec.label}) from {spec.data.source}"
+    )
+    try:
+        summary = run_training(spec, args.home, enable_cache=not args.no_cache, verbose=args.verbose)
+    except RunFailed as failure:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"\nRun stopped: {failure}", file=sys.stderr)
+        return EXIT_FAILED
+    print_summary(summary, spec, RunPaths.for_spec(spec.name, args.home), time.monotonic() - started)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    spec = load_spec(args.config)
+    print(f"{args.config}: valid. Task {spec.task.value}, label {spec.label}, data {spec.data.source}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the training pipeline for a problem spec")
+    run.add_argument("--config", required=True, help="problem spec (YAML), e.g. config/taxi.yaml")
+    run.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep artifacts (build/)")
+    run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    run.add_argument("--verbose", action="store_true", help="show TFX's logs and full tracebacks")
+    run.set_defaults(handler=_cmd_run)
+    validate = commands.add_parser("validate", help="check a problem spec and its data header")
+    validate.add_argument("--config", required=True)
+    validate.set_defaults(handler=_cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SpecError as error:
+        print(f"Invalid spec: {error}", file=sys.stderr)
+        return EXIT_BAD_SPEC

@@ -1,0 +1,98 @@
+"""The Evaluator's TFMA configuration, derived from the spec: metrics, the success threshold, and
+the no-regression check against the model in production."""
+
+from __future__ import annotations
+
+import json
+
+import tensorflow_model_analysis as tfma
+
+from components.model import PREDICTIONS_KEY
+from pipelines.spec import ProblemSpec, TaskType
+
+EVAL_SPLIT = "eval"
+# spec metric name -> (TFMA/Keras metric class, its key in TFMA's results), per task where they differ
+_METRIC_CLASSES: dict[str, tuple[str, str]] = {
+    "auc": ("AUC", "auc"),
+    "auc_pr": ("AUC", "auc_pr"),
+    "precision": ("Precision", "precision"),
+    "recall": ("Recall", "recall"),
+    "mse": ("MeanSquaredError", "mean_squared_error"),
+    "mae": ("MeanAbsoluteError", "mean_absolute_error"),
+}
+_DEFAULT_METRICS: dict[TaskType, list[str]] = {
+    TaskType.BINARY: ["auc", "auc_pr", "precision", "recall", "accuracy"],
+    TaskType.MULTILABEL: ["auc", "auc_pr"],
+    TaskType.MULTICLASS: ["accuracy"],
+    TaskType.REGRESSION: ["mse", "mae"],
+}
+
+
+def metric_class(name: str, task: TaskType) -> tuple[str, str]:
+    """(TFMA metric class, result key) for a spec metric name."""
+    if name == "accuracy":
+        if task == TaskType.MULTICLASS:
+            return "SparseCategoricalAccuracy", "sparse_categorical_accuracy"
+        return "BinaryAccuracy", "binary_accuracy"
+    return _METRIC_CLASSES[name]
+
+
+def metric_key(spec: ProblemSpec) -> str:
+    """The key of the spec's metric of success in TFMA's results."""
+    return metric_class(spec.metric.name, spec.task)[1]
+
+
+def _metric_config(name: str, spec: ProblemSpec) -> tfma.MetricConfig:
+    class_name, key = metric_class(name, spec.task)
+    config = {"name": key}
+    if name == "auc_pr":
+        config["curve"] = "PR"
+    if class_name == "AUC":
+        config["num_thresholds"] = 1000
+    threshold = None
+    if name == spec.metric.name:
+        higher = spec.metric.higher_is_better
+        value = tfma.GenericValueThreshold(
+            **(
+                {"lower_bound": {"value": spec.metric.threshold}}
+                if higher
+                else {"upper_bound": {"value": spec.metric.threshold}}
+            )
+        )
+        change = tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER
+            if higher
+            else tfma.MetricDirection.LOWER_IS_BETTER,
+            absolute={"value": -1e-10 if higher else 1e-10},
+        )
+        threshold = tfma.MetricThreshold(value_threshold=value, change_threshold=change)
+    return tfma.MetricConfig(class_name=class_name, config=json.dumps(config), threshold=threshold)
+
+
+def eval_config(spec: ProblemSpec) -> tfma.EvalConfig:
+    names = list(dict.fromkeys([spec.metric.name, *_DEFAULT_METRICS[spec.task]]))
+    metrics = [tfma.MetricConfig(class_name="ExampleCount")]
+    metrics += [_metric_config(name, spec) for name in names]
+    if spec.task == TaskType.MULTILABEL:
+        # One output per label (the serving signature exposes each label's column by its name).
+        labels = spec.label_columns
+        model_spec = tfma.ModelSpec(
+            signature_name="serving_default",
+            label_keys={label: label for label in labels},
+            prediction_keys={label: label for label in labels},
+            preprocessing_function_names=[],
+        )
+        metrics_spec = tfma.MetricsSpec(metrics=metrics, output_names=labels)
+    else:
+        model_spec = tfma.ModelSpec(
+            signature_name="serving_default",
+            label_key=spec.label_columns[0],
+            prediction_key=PREDICTIONS_KEY,
+            preprocessing_function_names=[],
+        )
+        metrics_spec = tfma.MetricsSpec(metrics=metrics)
+    return tfma.EvalConfig(
+        model_specs=[model_spec],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[metrics_spec],
+    )

@@ -1,0 +1,169 @@
+"""What a run did, read back from ML Metadata: per-component state, metrics, blessing and push."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+_STATE_NAMES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
+
+
+@dataclass
+class RunSummary:
+    pipeline_name: str
+    run_id: str
+    states: dict[str, str] = field(default_factory=dict)  # node id -> COMPLETE / CACHED / FAILED
+    outputs: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # node -> key -> uris
+    metrics: dict[str, float] = field(default_factory=dict)
+    validation_failures: list[str] = field(default_factory=list)
+    blessed: bool | None = None
+    pushed: bool | None = None
+    pushed_version: str | None = None
+    pushed_path: str | None = None
+
+    @property
+    def executed(self) -> list[str]:
+        return [node for node, state in self.states.items() if state == "COMPLETE"]
+
+    @property
+    def cached(self) -> list[str]:
+        return [node for node, state in self.states.items() if state == "CACHED"]
+
+
+def open_store(metadata_path: str | Path) -> mlmd.MetadataStore:
+    config = metadata.sqlite_metadata_connection_config(str(metadata_path))
+    return mlmd.MetadataStore(config)
+
+
+def executions_by_node(store: mlmd.MetadataStore, pipeline_name: str) -> dict[str, list]:
+    """Every execution ever recorded for each node of the pipeline, oldest first."""
+    result: dict[str, list] = {}
+    prefix = f"{pipeline_name}."
+    for context in store.get_contexts_by_type("node"):
+        if context.name.startswith(prefix):
+            node = context.name[len(prefix) :]
+            result[node] = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+    return result
+
+
+def latest_run(metadata_path: str | Path, pipeline_name: str) -> RunSummary | None:
+    """The newest pipeline run's summary, or None when the pipeline never ran."""
+    store = open_store(metadata_path)
+    runs = [
+        c
+        for c in store.get_contexts_by_type("pipeline_run")
+        if any(p.name == pipeline_name for p in store.get_parent_contexts_by_context(c.id))
+    ] or store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        return None
+    run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    summary = RunSummary(pipeline_name=pipeline_name, run_id=run.name)
+    executions = store.get_executions_by_context(run.id)
+    node_of = _node_names(store, executions, pipeline_name)
+    for execution in sorted(executions, key=lambda e: e.id):
+        node = node_of.get(execution.id, execution.type)
+        summary.states[node] = _STATE_NAMES.get(execution.last_known_state, "UNKNOWN")
+        summary.outputs[node] = _output_uris(store, execution.id)
+    _read_results(store, summary, executions, node_of)
+    return summary
+
+
+def _node_names(store, executions, pipeline_name: str) -> dict[int, str]:
+    names = {}
+    prefix = f"{pipeline_name}."
+    for execution in executions:
+        for context in store.get_contexts_by_execution(execution.id):
+            if context.name.startswith(prefix):
+                names[execution.id] = context.name[len(prefix) :]
+    return names
+
+
+def _output_uris(store, execution_id: int) -> dict[str, list[str]]:
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([execution_id])
+        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+    ]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    outputs: dict[str, list[str]] = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else "output"
+        outputs.setdefault(key, []).append(artifacts[event.artifact_id].uri)
+    return outputs
+
+
+def _read_results(store, summary: RunSummary, executions, node_of: dict[int, str]) -> None:
+    by_node = {node_of.get(e.id): e for e in executions}
+    evaluator = by_node.get("Evaluator")
+    pusher = by_node.get("Pusher")
+    if evaluator is not None:
+        outputs = _artifacts_out(store, evaluator.id)
+        if "evaluation" in outputs:
+            summary.metrics, summary.validation_failures = read_evaluation(outputs["evaluation"].uri)
+        if "blessing" in outputs:
+            blessed = outputs["blessing"].custom_properties.get("blessed")
+            summary.blessed = bool(blessed.int_value) if blessed else None
+    if pusher is not None:
+        outputs = _artifacts_out(store, pusher.id)
+        pushed = outputs.get("pushed_model")
+        if pushed is not None:
+            props = pushed.custom_properties
+            summary.pushed = bool(props["pushed"].int_value) if "pushed" in props else None
+            if summary.pushed:
+                summary.pushed_version = props["pushed_version"].string_value
+                summary.pushed_path = props["pushed_destination"].string_value
+
+
+def _artifacts_out(store, execution_id: int) -> dict:
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([execution_id])
+        if e.type == metadata_store_pb2.Event.OUTPUT and e.path.steps
+    ]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    return {e.path.steps[0].key: artifacts[e.artifact_id] for e in events}
+
+
+def read_evaluation(uri: str) -> tuple[dict[str, float], list[str]]:
+    """Overall metrics of an Evaluator output, and why validation failed (empty when it passed)."""
+    import tensorflow_model_analysis as tfma
+
+    metrics: dict[str, float] = {}
+    result = tfma.load_eval_result(uri)
+    for slice_key, by_output in result.slicing_metrics:
+        if slice_key != ():
+            continue
+        for output_name, by_sub_key in by_output.items():
+            for values in by_sub_key.values():
+                for name, value in values.items():
+                    if isinstance(value, dict) and "doubleValue" in value:
+                        key = f"{output_name}/{name}" if output_name else name
+                        metrics[key] = float(value["doubleValue"])
+    failures = []
+    validation = tfma.load_validation_result(uri)
+    if not validation.validation_ok:
+        for per_slice in validation.metric_validations_per_slice:
+            for failure in per_slice.failures:
+                failures.append(
+                    f"{failure.metric_key.name}: {failure.metric_value.double_value.value:.4f} "
+                    f"fails {failure.message or _threshold_text(failure.metric_threshold)}"
+                )
+        if validation.missing_thresholds:
+            failures.append("some thresholds had no metric to check")
+    return metrics, failures
+
+
+def _threshold_text(threshold) -> str:
+    if threshold.HasField("value_threshold"):
+        bound = threshold.value_threshold
+        if bound.HasField("lower_bound"):
+            return f"the threshold (at least {bound.lower_bound.value:g})"
+        if bound.HasField("upper_bound"):
+            return f"the threshold (at most {bound.upper_bound.value:g})"
+    if threshold.HasField("change_threshold"):
+        return "the no-regression check against the model in production"
+    return "its threshold"

@@ -1,0 +1,81 @@
+"""Where a spec's data lives: paths, globs and files shipped inside installed packages."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_SCHEME = "pkg://"
+_GLOB_CHARS = set("*?[")
+
+
+class SourceError(ValueError):
+    """A data source that cannot be read; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class InputLocation:
+    """A source split the way ExampleGen wants it: a base directory and a pattern under it."""
+
+    base: str
+    pattern: str
+
+
+def resolve(source: str, relative_to: Path) -> str:
+    """Absolute path or glob for `source`.
+
+    `pkg://tfx/examples/...` names a file inside an installed Python package (the taxi demo data ships
+    inside tfx); other relative paths are taken relative to the spec file's folder.
+    """
+    if source.startswith(PACKAGE_SCHEME):
+        package, _, inner = source[len(PACKAGE_SCHEME) :].partition("/")
+        found = importlib.util.find_spec(package) if package else None
+        if found is None or not found.submodule_search_locations:
+            raise SourceError(f"package '{package}' in '{source}' is not installed")
+        return str(Path(list(found.submodule_search_locations)[0]) / inner)
+    path = Path(os.path.expanduser(source))
+    return str(path if path.is_absolute() else (relative_to / path).resolve())
+
+
+def matching_files(pattern: str) -> list[str]:
+    files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
+    if not files:
+        raise SourceError(f"no file matches '{pattern}'; check the path (relative to the spec file)")
+    return files
+
+
+def read_header(pattern: str) -> list[str]:
+    """The CSV header shared by every file the pattern matches."""
+    files = matching_files(pattern)
+    header = _header_of(files[0])
+    for other in files[1:]:
+        if _header_of(other) != header:
+            raise SourceError(f"'{other}' has other columns than '{files[0]}'; all files need one header")
+    return header
+
+
+def _header_of(path: str) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError:
+        raise SourceError(f"'{path}' is not UTF-8 text; save the CSV as UTF-8") from None
+    if not header or not any(name.strip() for name in header):
+        raise SourceError(f"'{path}' is empty; a CSV needs a header row and data rows")
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise SourceError(f"'{path}' repeats the column(s) {', '.join(duplicates)}; names must be unique")
+    return header
+
+
+def input_location(pattern: str) -> InputLocation:
+    """Splits an absolute path or glob into the longest plain directory and the rest."""
+    parts = Path(pattern).parts
+    plain = 0
+    while plain < len(parts) - 1 and not (_GLOB_CHARS & set(parts[plain])):
+        plain += 1
+    return InputLocation(base=str(Path(*parts[:plain])), pattern=str(Path(*parts[plain:])))

@@ -1,0 +1,251 @@
+"""The problem spec: what a user writes once to describe a task (YAML in `config/`).
+
+`load_spec(path)` reads a spec with a safe YAML loader, validates every field, checks it against the
+header of the data it points at, and returns a `ProblemSpec`. Every mistake a user can make ends in a
+single `SpecError` whose message names the file, the field and what to do.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines import sources
+
+
+class SpecError(ValueError):
+    """A problem spec that cannot be used; the message names the file and the field."""
+
+
+class TaskType(str, Enum):
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    MULTILABEL = "multilabel"
+    REGRESSION = "regression"
+
+
+class FeatureKind(str, Enum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    AUTO = "auto"  # inferred from the schema: text -> categorical, numbers -> numeric
+
+
+# metric name -> (tasks it applies to, True when higher is better)
+METRICS: dict[str, tuple[frozenset[TaskType], bool]] = {
+    "auc": (frozenset({TaskType.BINARY, TaskType.MULTILABEL}), True),
+    "auc_pr": (frozenset({TaskType.BINARY, TaskType.MULTILABEL}), True),
+    "precision": (frozenset({TaskType.BINARY}), True),
+    "recall": (frozenset({TaskType.BINARY}), True),
+    "accuracy": (frozenset({TaskType.BINARY, TaskType.MULTICLASS}), True),
+    "mse": (frozenset({TaskType.REGRESSION}), False),
+    "mae": (frozenset({TaskType.REGRESSION}), False),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    source: str = Field(description="CSV path or glob; relative to the spec file, or pkg://package/path")
+    format: Literal["csv"] = "csv"
+
+
+class SplitSpec(_Strict):
+    train: float = 0.8
+    eval: float = 0.1
+    test: float = 0.1
+
+    @model_validator(mode="after")
+    def _ratios(self) -> SplitSpec:
+        for name in ("train", "eval", "test"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValueError(f"ratio '{name}' is {value}; every ratio must be between 0 and 1")
+        total = self.train + self.eval + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"ratios add up to {total:g}; train + eval + test must add up to 1")
+        return self
+
+    def hash_buckets(self) -> dict[str, int]:
+        """The ratios as ExampleGen hash buckets (per 100)."""
+        return {name: round(getattr(self, name) * 100) for name in ("train", "eval", "test")}
+
+
+class MetricSpec(_Strict):
+    name: str
+    threshold: float
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in METRICS:
+            raise ValueError(f"unknown metric '{name}'; expected one of {', '.join(METRICS)}")
+        return name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.name][1]
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class TrainingSpec(_Strict):
+    epochs: PositiveInt = 10
+    steps_per_epoch: PositiveInt = 100
+    batch_size: PositiveInt = 128
+    hidden_units: list[PositiveInt] = Field(default_factory=lambda: [64, 32])
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    learning_rate: Annotated[float, Field(gt=0)] = 0.001
+    early_stopping_patience: PositiveInt = 3
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+class VocabularySpec(_Strict):
+    top_k: PositiveInt = 1000
+    min_frequency: PositiveInt = 1
+    oov_buckets: PositiveInt = 1
+
+
+class PreprocessingSpec(_Strict):
+    numeric_missing: Literal["mean", "median"] = "mean"
+    vocabulary: VocabularySpec = VocabularySpec()
+
+
+class ProblemSpec(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    description: str = ""
+    data: DataSpec
+    label: str | list[str]
+    task: TaskType
+    features: dict[str, FeatureKind] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    split: SplitSpec = SplitSpec()
+    metric: MetricSpec
+    training: TrainingSpec = TrainingSpec()
+    preprocessing: PreprocessingSpec = PreprocessingSpec()
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _feature_list(cls, features: Any) -> Any:
+        """A plain list of names means: infer each kind from the schema."""
+        if isinstance(features, list):
+            return {name: FeatureKind.AUTO.value for name in features}
+        return features
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProblemSpec:
+        labels = self.label_columns
+        if self.task == TaskType.MULTILABEL and len(labels) < 2:
+            raise ValueError("field 'label': a multilabel task needs a list of two or more label columns")
+        if self.task != TaskType.MULTILABEL and isinstance(self.label, list):
+            raise ValueError(f"field 'label': a {self.task.value} task has one label column, not a list")
+        tasks, _ = METRICS[self.metric.name]
+        if self.task not in tasks:
+            raise ValueError(
+                f"field 'metric.name': '{self.metric.name}' does not apply to a {self.task.value} task; "
+                f"use one of {', '.join(m for m, (t, _) in METRICS.items() if self.task in t)}"
+            )
+        for column in labels:
+            if column in (self.features or {}):
+                raise ValueError(f"field 'features': '{column}' is the label; it cannot be a feature")
+            if column in self.exclude:
+                raise ValueError(f"field 'exclude': '{column}' is the label; it cannot be excluded")
+        return self
+
+    @property
+    def label_columns(self) -> list[str]:
+        return list(self.label) if isinstance(self.label, list) else [self.label]
+
+    def feature_columns(self, columns: list[str]) -> dict[str, FeatureKind]:
+        """The features used for training, given the columns the data holds."""
+        if self.features is not None:
+            chosen = dict(self.features)
+        else:
+            chosen = {name: FeatureKind.AUTO for name in columns}
+        for column in [*self.label_columns, *self.exclude]:
+            chosen.pop(column, None)
+        return chosen
+
+    def to_config(self) -> dict[str, Any]:
+        """A JSON-ready dict for TFX `custom_config` and exec properties."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ProblemSpec:
+        return cls.model_validate(config)
+
+
+def load_spec(path: str | Path, check_data: bool = True) -> ProblemSpec:
+    """Reads, validates and returns the spec at `path`; raises SpecError naming file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found; pass the path of a YAML problem spec")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise SpecError(f"{path}: not a valid YAML spec: {error}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: the spec must be a YAML mapping of fields (name, data, label, ...)")
+    try:
+        spec = ProblemSpec.model_validate(raw)
+    except ValidationError as error:
+        raise SpecError(_format_errors(path, error)) from None
+    try:
+        source = sources.resolve(spec.data.source, path.parent)
+    except sources.SourceError as error:
+        raise SpecError(f"{path}: field 'data.source': {error}") from None
+    spec = spec.model_copy(update={"data": spec.data.model_copy(update={"source": source})})
+    if check_data:
+        check_against_data(spec, path)
+    return spec
+
+
+def check_against_data(spec: ProblemSpec, path: Path) -> None:
+    """Checks that the data exists and holds every column the spec names."""
+    try:
+        columns = sources.read_header(spec.data.source)
+    except sources.SourceError as error:
+        raise SpecError(f"{path}: field 'data.source': {error}") from None
+    known = set(columns)
+    shown = ", ".join(columns)
+    for column in spec.label_columns:
+        if column not in known:
+            raise SpecError(f"{path}: field 'label': column '{column}' is not in the data (columns: {shown})")
+    for field, names in (("features", list(spec.features or {})), ("exclude", spec.exclude)):
+        for name in names:
+            if name not in known:
+                raise SpecError(
+                    f"{path}: field '{field}': column '{name}' is not in the data (columns: {shown})"
+                )
+    if not spec.feature_columns(columns):
+        raise SpecError(f"{path}: field 'features': no feature columns are left to train on")
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field; check its spelling or remove it"
+        elif item["type"] == "enum" and item["loc"][:1] == ("task",):
+            message = f"unknown task type {item['input']!r}; expected one of " + ", ".join(
+                t.value for t in TaskType
+            )
+        if message.startswith("field '"):
+            lines.append(f"{path}: {message}")
+        elif field:
+            lines.append(f"{path}: field '{field}': {message}")
+        else:
+            lines.append(f"{path}: {message}")
+    return "\n".join(lines)

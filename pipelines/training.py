@@ -1,0 +1,136 @@
+"""The training pipeline: one `create_pipeline(spec, ...)` used by the CLI and by the Airflow DAGs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.types import standard_artifacts
+
+from components.atomic_pusher import AtomicPusher
+from components.baseline_resolver import PreviousBlessedModelStrategy
+from components.curated_schema_gen import CuratedSchemaGen
+from components.strict_example_validator import StrictExampleValidator
+from pipelines import evaluation
+from pipelines.paths import RunPaths
+from pipelines.sources import input_location
+from pipelines.spec import ProblemSpec
+
+PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
+RUN_FN = "components.trainer.run_fn"
+SPLITS = ("train", "eval", "test")
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_version() -> str:
+    """A fingerprint of the module code TFX runs by import path.
+
+    Transform and Trainer receive it in `custom_config`, so editing that code invalidates their
+    cached results (TFX only fingerprints module *files*, and we pass import paths).
+    """
+    digest = hashlib.sha256()
+    for path in sorted((_REPO_ROOT / "components").rglob("*.py")) + [_REPO_ROOT / "pipelines/spec.py"]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def pipeline_name(spec: ProblemSpec) -> str:
+    return f"blueprint-{spec.name}"
+
+
+def create_components(spec: ProblemSpec, paths: RunPaths) -> list:
+    """The components of the training pipeline, wired in workflow order."""
+    location = input_location(spec.data.source)
+    buckets = spec.split.hash_buckets()
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=location.base,
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=location.pattern)]),
+        output_config=tfx.proto.Output(
+            split_config=tfx.proto.SplitConfig(
+                splits=[tfx.proto.SplitConfig.Split(name=s, hash_buckets=buckets[s]) for s in SPLITS]
+            )
+        ),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = CuratedSchemaGen(
+        statistics=statistics_gen.outputs["statistics"],
+        problem_spec=spec.to_config(),
+        exclude_splits=["eval", "test"],
+        code_version=code_version(),
+    ).with_id("SchemaGen")
+    example_validator = StrictExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    ).with_id("ExampleValidator")
+    module_config = {"problem_spec": spec.to_config(), "code_version": code_version()}
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
+        custom_config=module_config,
+    )
+    # Bad data stops the run here: Transform waits for the validator, which fails on anomalies.
+    transform.add_upstream_node(example_validator)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=spec.training.total_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=module_config,
+    )
+    baseline = tfx.dsl.Resolver(
+        strategy_class=PreviousBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+        candidate=trainer.outputs["model"],
+    ).with_id("baseline_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        eval_config=evaluation.eval_config(spec),
+        example_splits=[evaluation.EVAL_SPLIT],
+    )
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(paths.serving_dir))
+        ),
+    ).with_id("Pusher")
+    return [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        transform,
+        trainer,
+        baseline,
+        evaluator,
+        pusher,
+    ]
+
+
+def create_pipeline(
+    spec: ProblemSpec,
+    paths: RunPaths,
+    beam_args: list[str] | None = None,
+    enable_cache: bool = True,
+    metadata_config=None,
+) -> tfx.dsl.Pipeline:
+    """The TFX training pipeline for `spec`; MLMD on SQLite under `paths` unless given a config."""
+    paths.create()
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name(spec),
+        pipeline_root=str(paths.pipeline_root),
+        components=create_components(spec, paths),
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_config
+        or metadata.sqlite_metadata_connection_config(str(paths.metadata_path)),
+        beam_pipeline_args=list(beam_args if beam_args is not None else DEFAULT_BEAM_ARGS),
+    )
