@@ -77,8 +77,10 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
         print(f"  blessed:  no (needs {goal})")
         for failure in summary.validation_failures:
             print(f"    - {failure}")
-    if summary.pushed:
+    if summary.pushed_new:
         print(f"  pushed:   version {summary.pushed_version} -> {summary.pushed_path}")
+    elif summary.pushed:
+        print(f"  pushed:   nothing new (no change since version {summary.pushed_version} was pushed)")
     else:
         print("  pushed:   nothing new" + (" (not blessed)" if not summary.blessed else ""))
     print(f"  serving:  {paths.serving_dir}  (TF Serving model base path)")

@@ -30,6 +30,11 @@ class RunSummary:
         return [node for node, state in self.states.items() if state == "COMPLETE"]
 
     @property
+    def pushed_new(self) -> bool:
+        """True when this run itself pushed a version (a cached Pusher only points at an old one)."""
+        return bool(self.pushed) and self.states.get("Pusher") == "COMPLETE"
+
+    @property
     def cached(self) -> list[str]:
         return [node for node, state in self.states.items() if state == "CACHED"]
 

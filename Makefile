@@ -1,0 +1,52 @@
+# Blueprint: the two set-up commands are `make demo` and `make test`; each installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+HOME_DIR ?= build
+PYTEST_ARGS ?=
+
+export TF_USE_LEGACY_KERAS := 1
+export UV_PYTHON_DOWNLOADS := never
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help install demo test test-fast lint clean
+
+help:
+	@echo "make demo       install, then train, evaluate and push the Chicago taxi model"
+	@echo "make test       install, then run the whole test suite"
+	@echo "make test-fast  the tests that do not run whole pipelines"
+	@echo "make lint       ruff"
+	@echo "make clean      remove build/ (pushed models, artifacts, metadata)"
+
+# uv itself, in a private virtualenv (no system-wide install, no network beyond PyPI).
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The locked environment: Python 3.10 (see .python-version) with exactly the packages in uv.lock.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m pipelines run --config config/taxi.yaml --home $(HOME_DIR)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(HOME_DIR)

@@ -1,0 +1,51 @@
+"""Shared fixtures. Keras 2 (tf_keras) is selected before anything imports TensorFlow."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+import pytest  # noqa: E402
+
+from pipelines.sources import resolve  # noqa: E402
+
+TAXI_SOURCE = "pkg://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label/data.csv"
+TAXI_SPEC = REPO_ROOT / "config" / "taxi.yaml"
+
+
+def taxi_csv_path() -> Path:
+    return Path(resolve(TAXI_SOURCE, REPO_ROOT))
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def write_rows(path: Path, header: list[str], rows: list[dict[str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def taxi_rows() -> tuple[list[str], list[dict[str, str]]]:
+    return read_rows(taxi_csv_path())
+
+
+@pytest.fixture(scope="session")
+def taxi_slice(tmp_path_factory, taxi_rows) -> Path:
+    """The first 3,000 real taxi trips, as a CSV of their own."""
+    header, rows = taxi_rows
+    return write_rows(tmp_path_factory.mktemp("taxi") / "slice.csv", header, rows[:3000])

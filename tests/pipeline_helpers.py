@@ -1,0 +1,60 @@
+"""Helpers for tests that run the real pipeline: specs on temporary data, serving-folder snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import TAXI_SPEC
+
+COMPONENT_NODES = (
+    "CsvExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "Transform",
+    "Trainer",
+    "Evaluator",
+    "Pusher",
+)
+SMALL_TRAINING = {
+    "epochs": 6,
+    "steps_per_epoch": 40,
+    "batch_size": 64,
+    "hidden_units": [32, 16],
+    "dropout": 0.0,
+    "learning_rate": 0.003,
+    "early_stopping_patience": 3,
+}
+
+
+def write_taxi_spec(folder: Path, source: Path, threshold: float = 0.7, **changes) -> Path:
+    """The taxi spec on `source` with a small training budget."""
+    spec = yaml.safe_load(TAXI_SPEC.read_text())
+    spec["data"]["source"] = str(source)
+    spec["training"] = dict(SMALL_TRAINING)
+    spec["metric"] = {"name": "auc", "threshold": threshold}
+    spec.update(changes)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def serving_snapshot(serving_dir: Path) -> dict[str, str]:
+    """Every file under the serving folder with a hash of its bytes (to prove nothing changed)."""
+    if not serving_dir.exists():
+        return {}
+    return {
+        str(path.relative_to(serving_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(serving_dir.rglob("*"))
+        if path.is_file()
+    }
+
+
+def versions(serving_dir: Path) -> list[str]:
+    if not serving_dir.exists():
+        return []
+    return sorted(p.name for p in serving_dir.iterdir())

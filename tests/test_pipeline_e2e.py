@@ -1,0 +1,166 @@
+"""The whole TFX training pipeline on 3,000 real taxi trips: run, cache, signatures, bad data, gate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.examples import to_raw_inputs, to_tf_example
+from components.export import RAW_SIGNATURE, SERVING_SIGNATURE
+from components.model import PREDICTIONS_KEY
+from pipelines import results, training
+from pipelines.cli import RunFailed, run_training
+from pipelines.paths import RunPaths
+from pipelines.spec import load_spec
+from tests.conftest import REPO_ROOT, read_rows, write_rows
+from tests.pipeline_helpers import COMPONENT_NODES, serving_snapshot, versions, write_taxi_spec
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory, taxi_slice):
+    return load_spec(write_taxi_spec(tmp_path_factory.mktemp("spec"), taxi_slice))
+
+
+@pytest.fixture(scope="module")
+def first_run(spec, home):
+    return run_training(spec, home)
+
+
+@pytest.fixture(scope="module")
+def paths(spec, home) -> RunPaths:
+    return RunPaths.for_spec(spec.name, home)
+
+
+def complete_executions(paths: RunPaths, spec) -> dict[str, int]:
+    store = results.open_store(paths.metadata_path)
+    by_node = results.executions_by_node(store, training.pipeline_name(spec))
+    return {
+        node: sum(1 for e in executions if results._STATE_NAMES[e.last_known_state] == "COMPLETE")
+        for node, executions in by_node.items()
+    }
+
+
+def test_every_component_executed_exactly_once(first_run, paths, spec):
+    counts = complete_executions(paths, spec)
+    for node in COMPONENT_NODES:
+        assert counts.get(node) == 1, (node, counts)
+
+
+def test_model_is_blessed_and_pushed_atomically(first_run, paths):
+    assert first_run.blessed is True
+    assert first_run.pushed is True and first_run.pushed_new is True
+    assert first_run.metrics["auc"] >= 0.7
+    (version,) = versions(paths.serving_dir)
+    assert version == first_run.pushed_version and version.isdigit()
+    assert (paths.serving_dir / version / "saved_model.pb").is_file()
+    assert Path(first_run.pushed_path) == paths.serving_dir / version
+
+
+def test_pushed_model_answers_both_signatures_alike(first_run, paths, taxi_slice):
+    model = tf.saved_model.load(str(paths.serving_dir / first_run.pushed_version))
+    assert {SERVING_SIGNATURE, RAW_SIGNATURE} <= set(model.signatures)
+    transform_uri = first_run.outputs["Transform"]["transform_graph"][0]
+    raw_spec = tft.TFTransformOutput(transform_uri).raw_feature_spec()
+    _, rows = read_rows(taxi_slice)
+    rows = rows[:200]  # includes trips with missing coordinates and community areas
+
+    examples = tf.constant([to_tf_example(row, raw_spec) for row in rows])
+    by_example = model.signatures[SERVING_SIGNATURE](examples=examples)[PREDICTIONS_KEY].numpy()
+
+    raw_signature = model.signatures[RAW_SIGNATURE]
+    dtypes = {name: spec.dtype for name, spec in raw_signature.structured_input_signature[1].items()}
+    assert "tips" not in dtypes and "big_tipper" not in dtypes
+    raw_inputs = to_raw_inputs(rows, dtypes, raw_spec)
+    by_raw = raw_signature(**{k: tf.constant(v) for k, v in raw_inputs.items()})[PREDICTIONS_KEY].numpy()
+
+    assert by_example.shape == by_raw.shape == (len(rows), 1)
+    assert np.all((by_example >= 0) & (by_example <= 1))
+    assert np.max(np.abs(by_example - by_raw)) < 1e-5
+    assert np.std(by_example) > 0.01  # the model tells trips apart
+
+
+def test_second_run_without_changes_executes_and_pushes_nothing(first_run, spec, home, paths):
+    before = serving_snapshot(paths.serving_dir)
+    second = run_training(spec, home)
+    assert [n for n in second.executed if n in COMPONENT_NODES] == []
+    assert set(second.cached) >= set(COMPONENT_NODES)
+    counts = complete_executions(paths, spec)
+    assert all(counts[node] == 1 for node in COMPONENT_NODES), counts
+    assert second.pushed_new is False
+    assert serving_snapshot(paths.serving_dir) == before
+
+
+def _run_on(tmp_path: Path, rows: list[dict], header: list[str], home: Path) -> RunFailed:
+    source = write_rows(tmp_path / "data.csv", header, rows)
+    spec = load_spec(write_taxi_spec(tmp_path, source))
+    with pytest.raises(RunFailed) as failure:
+        run_training(spec, home)
+    return failure.value
+
+
+def test_column_of_the_wrong_type_stops_before_training(first_run, taxi_rows, home, paths, spec, tmp_path):
+    before = serving_snapshot(paths.serving_dir)
+    header, rows = taxi_rows
+    rows = [dict(row) for row in rows[:3000]]
+    for row in rows[::7]:
+        row["fare"] = "about ten dollars"
+    failure = _run_on(tmp_path, rows, header, home)
+    message = str(failure)
+    assert "ExampleValidator" in message and "column 'fare'" in message
+    assert "nothing is trained or pushed" in message
+    counts = complete_executions(paths, spec)
+    assert counts["Transform"] == 1 and counts["Trainer"] == 1  # only the first run's
+    assert serving_snapshot(paths.serving_dir) == before
+
+
+def test_rows_without_a_label_stop_before_training(first_run, taxi_rows, home, paths, spec, tmp_path):
+    before = serving_snapshot(paths.serving_dir)
+    header, rows = taxi_rows
+    rows = [dict(row) for row in rows[:3000]]
+    for row in rows[::50]:
+        row["big_tipper"] = ""
+    message = str(_run_on(tmp_path, rows, header, home))
+    assert "column 'big_tipper'" in message
+    assert complete_executions(paths, spec)["Trainer"] == 1
+    assert serving_snapshot(paths.serving_dir) == before
+
+
+def test_csv_missing_the_label_column_is_refused_by_the_cli(first_run, taxi_rows, home, paths, tmp_path):
+    before = serving_snapshot(paths.serving_dir)
+    header, rows = taxi_rows
+    kept = [c for c in header if c != "big_tipper"]
+    source = write_rows(tmp_path / "data.csv", kept, [{c: r[c] for c in kept} for r in rows[:500]])
+    spec_path = write_taxi_spec(tmp_path, source)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "--config", str(spec_path), "--home", str(home)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "field 'label'" in done.stderr and "'big_tipper' is not in the data" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert serving_snapshot(paths.serving_dir) == before
+
+
+def test_model_below_the_metric_threshold_is_not_pushed(tmp_path, taxi_slice):
+    spec = load_spec(write_taxi_spec(tmp_path, taxi_slice, threshold=0.999))
+    summary = run_training(spec, tmp_path / "home")
+    assert summary.blessed is False
+    assert summary.pushed is False
+    assert any("auc" in failure and "0.999" in failure for failure in summary.validation_failures)
+    assert versions(RunPaths.for_spec(spec.name, tmp_path / "home").serving_dir) == []
