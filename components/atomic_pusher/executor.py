@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from absl import logging
@@ -24,7 +25,13 @@ def next_version(base_directory: str, now: float | None = None) -> int:
     return max([int(now if now is not None else time.time()), *(v + 1 for v in existing)])
 
 
-def publish_atomically(model_path: str, base_directory: str) -> tuple[str, str]:
+def copy_model(source: str, destination: str) -> None:
+    shutil.copytree(source, destination, dirs_exist_ok=True)
+
+
+def publish_atomically(
+    model_path: str, base_directory: str, copy: Callable[[str, str], None] = copy_model
+) -> tuple[str, str]:
     """Copies `model_path` to `<base_directory>/<version>` so that it appears all at once.
 
     Returns (version, path). TF Serving only looks at folders whose names are numbers, so the
@@ -33,7 +40,7 @@ def publish_atomically(model_path: str, base_directory: str) -> tuple[str, str]:
     os.makedirs(base_directory, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base_directory)
     try:
-        shutil.copytree(model_path, staging, dirs_exist_ok=True)
+        copy(model_path, staging)
         version = str(next_version(base_directory))
         destination = os.path.join(base_directory, version)
         os.rename(staging, destination)
