@@ -63,7 +63,8 @@ def explain(error: BaseException) -> str:
 def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -> None:
     print()
     print(f"Run {summary.run_id} of {summary.pipeline_name} finished in {seconds:.0f}s")
-    print(f"  executed: {', '.join(summary.executed) or 'nothing (all cached)'}")
+    executed = [node for node in summary.executed if not node.endswith("_resolver")]
+    print(f"  executed: {', '.join(executed) or 'nothing (all cached)'}")
     if summary.cached:
         print(f"  cached:   {', '.join(summary.cached)}")
     if summary.metrics:
