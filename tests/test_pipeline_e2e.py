@@ -103,6 +103,11 @@ def test_second_run_without_changes_executes_and_pushes_nothing(first_run, spec,
     assert serving_snapshot(paths.serving_dir) == before
 
 
+def editable_slice(taxi_rows) -> tuple[list[str], list[dict]]:
+    header, rows = taxi_rows
+    return header, [dict(row) for row in rows[:3000]]
+
+
 def _run_on(tmp_path: Path, rows: list[dict], header: list[str], home: Path) -> RunFailed:
     source = write_rows(tmp_path / "data.csv", header, rows)
     spec = load_spec(write_taxi_spec(tmp_path, source))
@@ -113,8 +118,7 @@ def _run_on(tmp_path: Path, rows: list[dict], header: list[str], home: Path) -> 
 
 def test_column_of_the_wrong_type_stops_before_training(first_run, taxi_rows, home, paths, spec, tmp_path):
     before = serving_snapshot(paths.serving_dir)
-    header, rows = taxi_rows
-    rows = [dict(row) for row in rows[:3000]]
+    header, rows = editable_slice(taxi_rows)
     for row in rows[::7]:
         row["fare"] = "about ten dollars"
     failure = _run_on(tmp_path, rows, header, home)
@@ -128,8 +132,7 @@ def test_column_of_the_wrong_type_stops_before_training(first_run, taxi_rows, ho
 
 def test_rows_without_a_label_stop_before_training(first_run, taxi_rows, home, paths, spec, tmp_path):
     before = serving_snapshot(paths.serving_dir)
-    header, rows = taxi_rows
-    rows = [dict(row) for row in rows[:3000]]
+    header, rows = editable_slice(taxi_rows)
     for row in rows[::50]:
         row["big_tipper"] = ""
     message = str(_run_on(tmp_path, rows, header, home))
