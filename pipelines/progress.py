@@ -23,8 +23,6 @@ class ComponentProgress:
     stream: TextIO = sys.stdout
     run_started: float = field(default_factory=time.monotonic)
     current: str | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    cached: set[str] = field(default_factory=set)
 
     def say(self, text: str) -> None:
         elapsed = time.monotonic() - self.run_started
@@ -35,9 +33,6 @@ class ComponentProgress:
         self.say(f"{node}: started")
 
     def finished(self, node: str, seconds: float, cached: bool) -> None:
-        self.seconds[node] = seconds
-        if cached:
-            self.cached.add(node)
         self.say(f"{node}: finished ({'cached, ' if cached else ''}{seconds:.1f}s)")
 
     def failed(self, node: str, seconds: float) -> None:

@@ -72,7 +72,8 @@ def latest_run(metadata_path: str | Path, pipeline_name: str) -> RunSummary | No
     for execution in sorted(executions, key=lambda e: e.id):
         node = node_of.get(execution.id, execution.type)
         summary.states[node] = _STATE_NAMES.get(execution.last_known_state, "UNKNOWN")
-        summary.outputs[node] = _output_uris(store, execution.id)
+        outputs = _output_artifacts(store, execution.id)
+        summary.outputs[node] = {key: [a.uri for a in found] for key, found in outputs.items()}
     _read_results(store, summary, executions, node_of)
     return summary
 
@@ -87,17 +88,18 @@ def _node_names(store, executions, pipeline_name: str) -> dict[int, str]:
     return names
 
 
-def _output_uris(store, execution_id: int) -> dict[str, list[str]]:
+def _output_artifacts(store, execution_id: int) -> dict[str, list]:
+    """An execution's output artifacts by output key (cached executions point at the reused ones)."""
     events = [
         e
         for e in store.get_events_by_execution_ids([execution_id])
         if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
     ]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    outputs: dict[str, list[str]] = {}
+    outputs: dict[str, list] = {}
     for event in events:
         key = event.path.steps[0].key if event.path.steps else "output"
-        outputs.setdefault(key, []).append(artifacts[event.artifact_id].uri)
+        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
     return outputs
 
 
@@ -106,14 +108,14 @@ def _read_results(store, summary: RunSummary, executions, node_of: dict[int, str
     evaluator = by_node.get("Evaluator")
     pusher = by_node.get("Pusher")
     if evaluator is not None:
-        outputs = _artifacts_out(store, evaluator.id)
+        outputs = {key: found[0] for key, found in _output_artifacts(store, evaluator.id).items()}
         if "evaluation" in outputs:
             summary.metrics, summary.validation_failures = read_evaluation(outputs["evaluation"].uri)
         if "blessing" in outputs:
             blessed = outputs["blessing"].custom_properties.get("blessed")
             summary.blessed = bool(blessed.int_value) if blessed else None
     if pusher is not None:
-        outputs = _artifacts_out(store, pusher.id)
+        outputs = {key: found[0] for key, found in _output_artifacts(store, pusher.id).items()}
         pushed = outputs.get("pushed_model")
         if pushed is not None:
             props = pushed.custom_properties
@@ -121,16 +123,6 @@ def _read_results(store, summary: RunSummary, executions, node_of: dict[int, str
             if summary.pushed:
                 summary.pushed_version = props["pushed_version"].string_value
                 summary.pushed_path = props["pushed_destination"].string_value
-
-
-def _artifacts_out(store, execution_id: int) -> dict:
-    events = [
-        e
-        for e in store.get_events_by_execution_ids([execution_id])
-        if e.type == metadata_store_pb2.Event.OUTPUT and e.path.steps
-    ]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    return {e.path.steps[0].key: artifacts[e.artifact_id] for e in events}
 
 
 def read_evaluation(uri: str) -> tuple[dict[str, float], list[str]]:
