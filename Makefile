@@ -14,10 +14,12 @@ export TF_USE_LEGACY_KERAS := 1
 export UV_PYTHON_DOWNLOADS := never
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help install demo test test-fast lint clean
+.PHONY: help install demo simulate airflow airflow-production test test-fast lint clean
 
 help:
 	@echo "make demo       install, then train, evaluate and push the Chicago taxi model"
+	@echo "make simulate   replay the taxi data quarter by quarter through the Airflow DAGs (timeline)"
+	@echo "make airflow    airflow standalone on 127.0.0.1:8080 with this repo's DAGs (login required)"
 	@echo "make test       install, then run the whole test suite"
 	@echo "make test-fast  the tests that do not run whole pipelines"
 	@echo "make lint       ruff"
@@ -37,6 +39,15 @@ install: $(VENV)/.installed
 
 demo: install
 	$(PY) -m pipelines run --config config/taxi.yaml --home $(HOME_DIR)
+
+simulate: install
+	$(PY) -m pipelines simulate --home $(HOME_DIR)
+
+airflow: install
+	$(PY) -m pipelines airflow --profile local
+
+airflow-production: install
+	$(PY) -m pipelines airflow --profile production
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -27,7 +27,10 @@ class PreviousBlessedModelStrategy(resolver.ResolverStrategy):
     def resolve_artifacts(
         self, store, input_dict: dict[str, list[types.Artifact]]
     ) -> dict[str, list[types.Artifact]] | None:
-        candidates = {artifact.id for artifact in input_dict.get(CANDIDATE_KEY, [])}
+        # LocalDagRunner passes this run's model; Airflow's (legacy) resolver passes every model the
+        # Trainer ever made. The newest one is the candidate either way.
+        candidate = max(input_dict.get(CANDIDATE_KEY, []), key=lambda a: a.id, default=None)
+        candidates = {candidate.id} if candidate else set()
         blessings = {
             blessing.get_int_custom_property(
                 evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
@@ -38,7 +41,7 @@ class PreviousBlessedModelStrategy(resolver.ResolverStrategy):
         result = {
             MODEL_KEY: [],
             MODEL_BLESSING_KEY: [],
-            CANDIDATE_KEY: input_dict.get(CANDIDATE_KEY, []),
+            CANDIDATE_KEY: [candidate] if candidate else [],
         }
         for model in sorted(input_dict.get(MODEL_KEY, []), key=lambda a: a.id, reverse=True):
             if model.id in blessings and model.id not in candidates:

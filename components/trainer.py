@@ -73,8 +73,26 @@ def make_dataset(
     return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+def training_spec(custom_config: dict) -> ProblemSpec:
+    """The spec, with this run's epochs / steps_per_epoch when the run was given any."""
+    spec = ProblemSpec.from_config(custom_config["problem_spec"])
+    overrides = {
+        name: int(value)
+        for name, value in custom_config.get("run_parameters", {}).items()
+        if str(value).strip() not in ("", "None")
+    }
+    for name, value in overrides.items():
+        if value < 1:
+            raise ValueError(f"run parameter '{name}' must be 1 or more, got {value}")
+    if not overrides:
+        return spec
+    logging.info("Run parameters override the spec's training budget: %s", overrides)
+    training = spec.training.model_copy(update=overrides)
+    return spec.model_copy(update={"training": training})
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    spec = ProblemSpec.from_config(fn_args.custom_config["problem_spec"])
+    spec = training_spec(fn_args.custom_config)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=True)
     validation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, spec, repeat=False)

@@ -112,6 +112,57 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_land(args: argparse.Namespace) -> int:
+    from pipelines import landing
+
+    spec = load_spec(args.config, check_data=False)
+    try:
+        span = landing.land_span(spec, args.files, span=args.span)
+    except landing.LandingError as error:
+        print(f"Not landed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Landed span {span} at {landing.span_folder(spec, span)}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from pipelines import landing, monitoring
+
+    spec = load_spec(args.config, check_data=False)
+    paths = RunPaths.for_spec(spec.name, args.home)
+    span = args.span if args.span is not None else landing.newest_span(spec)
+    if span is None:
+        print(f"No span has landed under {landing.landing_folder(spec)}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        report = monitoring.check_span(spec, paths, span)
+    except (monitoring.BadSpanError, landing.LandingError) as error:
+        print(f"Check failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(report.summary())
+    print(f"Reports: {paths.monitoring_dir}")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from pipelines import replay
+
+    replay.simulate(Path(args.home), spec_file=args.config, limit=args.spans)
+    return 0
+
+
+def _cmd_airflow(args: argparse.Namespace) -> int:
+    from pipelines import airflow_profile
+
+    try:
+        if args.profile == "local":
+            return airflow_profile.start_standalone(args.profile)
+        return airflow_profile.start_production(args.profile)
+    except airflow_profile.ProfileError as error:
+        print(f"Cannot start Airflow: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +175,26 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a problem spec and its data header")
     validate.add_argument("--config", required=True)
     validate.set_defaults(handler=_cmd_validate)
+    land = commands.add_parser("land", help="land CSV file(s) as the next span of a spanned spec")
+    land.add_argument("--config", required=True)
+    land.add_argument("--span", type=int, help="span number (default: the next one)")
+    land.add_argument("files", nargs="+", help="CSV file(s) of the new span")
+    land.set_defaults(handler=_cmd_land)
+    check = commands.add_parser("check", help="check a landed span for bad data and drift, write its report")
+    check.add_argument("--config", required=True)
+    check.add_argument("--home", default=str(DEFAULT_HOME))
+    check.add_argument("--span", type=int, help="span number (default: the newest)")
+    check.set_defaults(handler=_cmd_check)
+    simulate = commands.add_parser("simulate", help="replay the taxi data quarter by quarter through Airflow")
+    simulate.add_argument(
+        "--config", default="config/taxi_replay.yaml", help="a spanned spec (repo-relative)"
+    )
+    simulate.add_argument("--home", default=str(DEFAULT_HOME))
+    simulate.add_argument("--spans", type=int, help="replay only the first N quarters")
+    simulate.set_defaults(handler=_cmd_simulate)
+    airflow = commands.add_parser("airflow", help="start Airflow with a profile from config/airflow/")
+    airflow.add_argument("--profile", default="local", help="local (standalone, SQLite) or production")
+    airflow.set_defaults(handler=_cmd_airflow)
     return parser
 
 

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = Path("build")
+HOME_VARIABLE = "BLUEPRINT_HOME"
+# MLMD on MySQL/MariaDB instead of SQLite: BLUEPRINT_MLMD_MYSQL=host:port/database, with the
+# credentials in BLUEPRINT_MLMD_USER / BLUEPRINT_MLMD_PASSWORD (never in the repo).
+MYSQL_VARIABLE = "BLUEPRINT_MLMD_MYSQL"
+
+
+def home_from_environment() -> Path:
+    """Where Airflow-run pipelines keep their things: $BLUEPRINT_HOME, else build/ in the repo."""
+    default = Path(__file__).resolve().parent.parent / DEFAULT_HOME
+    return Path(os.environ.get(HOME_VARIABLE) or default)
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,30 @@ class RunPaths:
     @property
     def serving_dir(self) -> Path:
         return self.home / "serving" / self.name
+
+    @property
+    def monitoring_dir(self) -> Path:
+        """Drift reports, one JSON + one text summary per check."""
+        return self.home / "monitoring" / self.name
+
+    def metadata_config(self):
+        """MLMD connection: MySQL when $BLUEPRINT_MLMD_MYSQL is set, else the SQLite file."""
+        from tfx.orchestration import metadata
+
+        target = os.environ.get(MYSQL_VARIABLE)
+        if not target:
+            return metadata.sqlite_metadata_connection_config(str(self.metadata_path))
+        address, _, database = target.partition("/")
+        host, _, port = address.partition(":")
+        config = metadata.mysql_metadata_connection_config(
+            host=host,
+            port=int(port or 3306),
+            database=database or "blueprint_mlmd",
+            username=os.environ.get("BLUEPRINT_MLMD_USER", "root"),
+            password=os.environ.get("BLUEPRINT_MLMD_PASSWORD", ""),
+        )
+        config.mysql.create_if_not_exists = True
+        return config
 
     def create(self) -> None:
         for folder in (self.pipeline_root, self.metadata_path.parent, self.serving_dir):

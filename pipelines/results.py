@@ -7,7 +7,7 @@ from pathlib import Path
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
-from tfx.orchestration import metadata
+from tfx.orchestration import metadata as tfx_metadata
 
 _STATE_NAMES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
 
@@ -39,9 +39,11 @@ class RunSummary:
         return [node for node, state in self.states.items() if state == "CACHED"]
 
 
-def open_store(metadata_path: str | Path) -> mlmd.MetadataStore:
-    config = metadata.sqlite_metadata_connection_config(str(metadata_path))
-    return mlmd.MetadataStore(config)
+def open_store(metadata: str | Path | metadata_store_pb2.ConnectionConfig) -> mlmd.MetadataStore:
+    """The MLMD store for a SQLite file path or a connection config."""
+    if isinstance(metadata, metadata_store_pb2.ConnectionConfig):
+        return mlmd.MetadataStore(metadata)
+    return mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(str(metadata)))
 
 
 def executions_by_node(store: mlmd.MetadataStore, pipeline_name: str) -> dict[str, list]:
@@ -55,7 +57,7 @@ def executions_by_node(store: mlmd.MetadataStore, pipeline_name: str) -> dict[st
     return result
 
 
-def latest_run(metadata_path: str | Path, pipeline_name: str) -> RunSummary | None:
+def latest_run(metadata_path, pipeline_name: str) -> RunSummary | None:
     """The newest pipeline run's summary, or None when the pipeline never ran."""
     store = open_store(metadata_path)
     runs = [
@@ -164,3 +166,98 @@ def _threshold_text(threshold) -> str:
     if threshold.HasField("change_threshold"):
         return "the no-regression check against the model in production"
     return "its threshold"
+
+
+@dataclass
+class ProductionModel:
+    """The model being served, and what it was trained on (read back through MLMD lineage)."""
+
+    version: str
+    model_uri: str
+    schema_uri: str
+    transform_uri: str
+    training_examples: list[metadata_store_pb2.Artifact]  # raw Examples, one per span it was trained on
+
+    @property
+    def serving_model_dir(self) -> str:
+        return str(Path(self.model_uri) / "Format-Serving")
+
+    @property
+    def spans(self) -> list[int]:
+        return sorted(span_of(a) for a in self.training_examples)
+
+
+def span_of(artifact: metadata_store_pb2.Artifact) -> int:
+    """An Examples artifact's span: a property (Airflow's launcher) or a custom property (portable one)."""
+    for properties in (artifact.properties, artifact.custom_properties):
+        if "span" in properties:
+            return int(properties["span"].int_value)
+    return 0
+
+
+def production_model(store: mlmd.MetadataStore, pipeline_name: str) -> ProductionModel | None:
+    """The newest model the Pusher pushed for this pipeline, or None before the first push."""
+    pushes = [
+        artifact
+        for artifact in store.get_artifacts_by_type("PushedModel")
+        if "pushed" in artifact.custom_properties
+        and artifact.custom_properties["pushed"].int_value == 1
+        and _produced_in_pipeline(store, artifact.id, pipeline_name)
+    ]
+    if not pushes:
+        return None
+    pushed = max(pushes, key=lambda a: a.id)
+    model = _inputs_of(store, _producer(store, pushed.id))["model"][0]
+    return model_lineage(store, model, pushed.custom_properties["pushed_version"].string_value)
+
+
+def newest_model(store: mlmd.MetadataStore) -> ProductionModel | None:
+    """The newest model any Trainer made (pushed or not), with what it was trained on."""
+    models = store.get_artifacts_by_type("Model")
+    return model_lineage(store, max(models, key=lambda a: a.id), "") if models else None
+
+
+def model_lineage(
+    store: mlmd.MetadataStore, model: metadata_store_pb2.Artifact, version: str
+) -> ProductionModel:
+    trainer_inputs = _inputs_of(store, _producer(store, model.id))
+    raw_examples = {}
+    for artifact in trainer_inputs["examples"]:
+        for raw in _inputs_of(store, _producer(store, artifact.id)).get("examples", []):
+            raw_examples[raw.id] = raw
+    return ProductionModel(
+        version=version,
+        model_uri=model.uri,
+        schema_uri=trainer_inputs["schema"][0].uri,
+        transform_uri=trainer_inputs["transform_graph"][0].uri,
+        training_examples=sorted(raw_examples.values(), key=span_of),
+    )
+
+
+def _producer(store: mlmd.MetadataStore, artifact_id: int) -> int:
+    for event in store.get_events_by_artifact_ids([artifact_id]):
+        if event.type == metadata_store_pb2.Event.OUTPUT:
+            return event.execution_id
+    raise LookupError(f"artifact {artifact_id} has no producing execution in ML Metadata")
+
+
+def _inputs_of(store: mlmd.MetadataStore, execution_id: int) -> dict[str, list]:
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([execution_id])
+        if e.type == metadata_store_pb2.Event.INPUT
+    ]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    inputs: dict[str, list] = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else "input"
+        inputs.setdefault(key, []).append(artifacts[event.artifact_id])
+    return inputs
+
+
+def _produced_in_pipeline(store: mlmd.MetadataStore, artifact_id: int, pipeline_name: str) -> bool:
+    execution_id = _producer(store, artifact_id)
+    return any(
+        context.name == pipeline_name or context.name.startswith(f"{pipeline_name}.")
+        for context in store.get_contexts_by_execution(execution_id)
+    )

@@ -41,8 +41,12 @@ def resolve(source: str, relative_to: Path) -> str:
     return str(path if path.is_absolute() else (relative_to / path).resolve())
 
 
+def glob_files(pattern: str) -> list[str]:
+    return sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
+
+
 def matching_files(pattern: str) -> list[str]:
-    files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
+    files = glob_files(pattern)
     if not files:
         raise SourceError(f"no file matches '{pattern}'; check the path (relative to the spec file)")
     return files
@@ -76,6 +80,6 @@ def input_location(pattern: str) -> InputLocation:
     """Splits an absolute path or glob into the longest plain directory and the rest."""
     parts = Path(pattern).parts
     plain = 0
-    while plain < len(parts) - 1 and not (_GLOB_CHARS & set(parts[plain])):
+    while plain < len(parts) - 1 and not (_GLOB_CHARS & set(parts[plain])) and "{" not in parts[plain]:
         plain += 1
     return InputLocation(base=str(Path(*parts[:plain])), pattern=str(Path(*parts[plain:])))

@@ -47,13 +47,78 @@ METRICS: dict[str, tuple[frozenset[TaskType], bool]] = {
 }
 
 
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SPAN_TOKEN = "{SPAN}"
+CRON_PRESETS = frozenset({"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"})
+
+
 class DataSpec(_Strict):
-    source: str = Field(description="CSV path or glob; relative to the spec file, or pkg://package/path")
+    source: str = Field(
+        description="CSV path or glob; relative to the spec file, or pkg://package/path. "
+        "With {SPAN} in it (e.g. ../data/landing/taxi/span-{SPAN}/*.csv) the data arrives in spans."
+    )
     format: Literal["csv"] = "csv"
+    window_spans: PositiveInt = Field(4, description="train on the newest N spans (spanned sources)")
+
+    @field_validator("source")
+    @classmethod
+    def _one_span_token(cls, source: str) -> str:
+        if source.count(SPAN_TOKEN) > 1:
+            raise ValueError(f"'{source}' holds {SPAN_TOKEN} more than once; use it once, in a folder name")
+        return source
+
+    @property
+    def spanned(self) -> bool:
+        return SPAN_TOKEN in self.source
+
+    @property
+    def source_glob(self) -> str:
+        """The source as a glob matching every span's files."""
+        return self.source.replace(SPAN_TOKEN, "*")
+
+
+class ScheduleSpec(_Strict):
+    """When Airflow runs the DAGs: cron expressions or presets (@daily); null means only on demand."""
+
+    training: str | None = None
+    monitoring: str | None = "@daily"
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    retry_delay_minutes: Annotated[float, Field(gt=0)] = 5.0
+
+    @field_validator("training", "monitoring")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None or value in CRON_PRESETS:
+            return value
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(
+                f"'{value}' is not a cron expression (like '0 3 * * 1') "
+                f"or one of {', '.join(sorted(CRON_PRESETS))}"
+            )
+        return value
+
+
+Threshold = Annotated[float, Field(gt=0, le=1)]
+
+
+class DriftSpec(_Strict):
+    """How far a new span may move from the production model's training data before retraining.
+
+    TFDV measures L-infinity distance for categorical features and Jensen-Shannon divergence for
+    numeric ones (both 0..1); `features` overrides the default for single features.
+    """
+
+    categorical_linf: Threshold = 0.1
+    numeric_jsd: Threshold = 0.1
+    features: dict[str, Threshold] = Field(default_factory=dict)
 
 
 class SplitSpec(_Strict):
@@ -93,9 +158,6 @@ class MetricSpec(_Strict):
         return METRICS[self.name][1]
 
 
-PositiveInt = Annotated[int, Field(gt=0)]
-
-
 class TrainingSpec(_Strict):
     epochs: PositiveInt = 10
     steps_per_epoch: PositiveInt = 100
@@ -121,6 +183,12 @@ class PreprocessingSpec(_Strict):
     vocabulary: VocabularySpec = VocabularySpec()
 
 
+class RetrainSpec(_Strict):
+    """When a new span makes the monitoring DAG trigger training (drift over threshold always does)."""
+
+    on_new_span: bool = False
+
+
 class ProblemSpec(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
     description: str = ""
@@ -133,6 +201,9 @@ class ProblemSpec(_Strict):
     metric: MetricSpec
     training: TrainingSpec = TrainingSpec()
     preprocessing: PreprocessingSpec = PreprocessingSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    drift: DriftSpec = DriftSpec()
+    retrain: RetrainSpec = RetrainSpec()
 
     @field_validator("features", mode="before")
     @classmethod
@@ -212,8 +283,10 @@ def load_spec(path: str | Path, check_data: bool = True) -> ProblemSpec:
 
 def check_against_data(spec: ProblemSpec, path: Path) -> None:
     """Checks that the data exists and holds every column the spec names."""
+    if spec.data.spanned and not sources.glob_files(spec.data.source_glob):
+        return  # nothing has landed yet; each span is checked by the monitoring DAG when it lands
     try:
-        columns = sources.read_header(spec.data.source)
+        columns = sources.read_header(spec.data.source_glob)
     except sources.SourceError as error:
         raise SpecError(f"{path}: field 'data.source': {error}") from None
     known = set(columns)
@@ -221,7 +294,12 @@ def check_against_data(spec: ProblemSpec, path: Path) -> None:
     for column in spec.label_columns:
         if column not in known:
             raise SpecError(f"{path}: field 'label': column '{column}' is not in the data (columns: {shown})")
-    for field, names in (("features", list(spec.features or {})), ("exclude", spec.exclude)):
+    named = (
+        ("features", list(spec.features or {})),
+        ("exclude", spec.exclude),
+        ("drift.features", list(spec.drift.features)),
+    )
+    for field, names in named:
         for name in names:
             if name not in known:
                 raise SpecError(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from tfx import v1 as tfx
-from tfx.orchestration import metadata
 from tfx.types import standard_artifacts
 
 from components.atomic_pusher import AtomicPusher
 from components.baseline_resolver import PreviousBlessedModelStrategy
 from components.curated_schema_gen import CuratedSchemaGen
+from components.span_window import EXAMPLES_KEY, NewestSpansStrategy
 from components.strict_example_validator import StrictExampleValidator
 from pipelines import evaluation
 from pipelines.paths import RunPaths
@@ -41,8 +42,33 @@ def pipeline_name(spec: ProblemSpec) -> str:
     return f"blueprint-{spec.name}"
 
 
-def create_components(spec: ProblemSpec, paths: RunPaths) -> list:
-    """The components of the training pipeline, wired in workflow order."""
+@dataclass(frozen=True)
+class RunParameters:
+    """What a single run may change without editing the spec (the Airflow trigger form).
+
+    Values are numbers from the CLI, or Jinja templates such as "{{ params.epochs }}" that Airflow
+    renders in each task (TFX's AirflowComponent renders its execution properties as templates).
+    """
+
+    epochs: int | str | None = None
+    steps_per_epoch: int | str | None = None
+    window_spans: int | str | None = None
+
+    @classmethod
+    def from_airflow_params(cls) -> RunParameters:
+        return cls(**{name: f"{{{{ params.{name} }}}}" for name in cls.__dataclass_fields__})
+
+    def trainer_overrides(self) -> dict[str, str]:
+        chosen = {"epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch}
+        return {name: str(value) for name, value in chosen.items() if value is not None}
+
+
+def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = RunParameters()) -> list:
+    """The components of the training pipeline, wired in workflow order.
+
+    A spanned source (`{SPAN}` in data.source) ingests the newest span each run and trains on a
+    rolling window of the newest `data.window_spans` spans.
+    """
     location = input_location(spec.data.source)
     buckets = spec.split.hash_buckets()
     example_gen = tfx.components.CsvExampleGen(
@@ -64,9 +90,20 @@ def create_components(spec: ProblemSpec, paths: RunPaths) -> list:
     example_validator = StrictExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id("ExampleValidator")
+    window = None
+    training_examples = example_gen.outputs["examples"]
+    if spec.data.spanned:
+        window = tfx.dsl.Resolver(
+            strategy_class=NewestSpansStrategy,
+            config={"num_spans": run.window_spans or spec.data.window_spans},
+            examples=tfx.dsl.Channel(type=standard_artifacts.Examples, producer_component_id=example_gen.id),
+        ).with_id("span_window_resolver")
+        window.add_upstream_node(example_gen)
+        training_examples = window.outputs[EXAMPLES_KEY]
     module_config = {"problem_spec": spec.to_config(), "code_version": code_version()}
+    trainer_config = {**module_config, "run_parameters": run.trainer_overrides()}
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
@@ -83,7 +120,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths) -> list:
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=spec.training.total_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=module_config,
+        custom_config=trainer_config,
     )
     baseline = tfx.dsl.Resolver(
         strategy_class=PreviousBlessedModelStrategy,
@@ -92,7 +129,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths) -> list:
         candidate=trainer.outputs["model"],
     ).with_id("baseline_model_resolver")
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
         eval_config=evaluation.eval_config(spec),
@@ -110,6 +147,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths) -> list:
         statistics_gen,
         schema_gen,
         example_validator,
+        *([window] if window else []),
         transform,
         trainer,
         baseline,
@@ -124,15 +162,15 @@ def create_pipeline(
     beam_args: list[str] | None = None,
     enable_cache: bool = True,
     metadata_config=None,
+    run: RunParameters = RunParameters(),
 ) -> tfx.dsl.Pipeline:
     """The TFX training pipeline for `spec`; MLMD on SQLite under `paths` unless given a config."""
     paths.create()
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name(spec),
         pipeline_root=str(paths.pipeline_root),
-        components=create_components(spec, paths),
+        components=create_components(spec, paths, run),
         enable_cache=enable_cache,
-        metadata_connection_config=metadata_config
-        or metadata.sqlite_metadata_connection_config(str(paths.metadata_path)),
+        metadata_connection_config=metadata_config or paths.metadata_config(),
         beam_pipeline_args=list(beam_args if beam_args is not None else DEFAULT_BEAM_ARGS),
     )

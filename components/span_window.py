@@ -1,0 +1,37 @@
+"""Which spans the pipeline trains on: the newest N spans that ExampleGen has ingested."""
+
+from __future__ import annotations
+
+from tfx import types
+from tfx.dsl.components.common import resolver
+
+EXAMPLES_KEY = "examples"
+
+
+class NewestSpansStrategy(resolver.ResolverStrategy):
+    """Resolves the newest `num_spans` spans of Examples (the latest version of each span).
+
+    TFX's SpanRangeStrategy takes its window as a proto fixed when the DAG is built; this strategy
+    takes it as a plain value, so an Airflow run can choose its window from the trigger form (the
+    value arrives rendered from a `{{ params.window_spans }}` template, hence a string is accepted).
+    """
+
+    def __init__(self, num_spans: int | str):
+        self._num_spans = int(num_spans)
+        if self._num_spans < 1:
+            raise ValueError(f"window_spans must be 1 or more, got {num_spans!r}")
+
+    def resolve_artifacts(
+        self, store, input_dict: dict[str, list[types.Artifact]]
+    ) -> dict[str, list[types.Artifact]] | None:
+        newest_version: dict[int, types.Artifact] = {}
+        for artifact in input_dict.get(EXAMPLES_KEY, []):
+            kept = newest_version.get(artifact.span)
+            if kept is None or (artifact.version, artifact.id) > (kept.version, kept.id):
+                newest_version[artifact.span] = artifact
+        spans = sorted(newest_version, reverse=True)[: self._num_spans]
+        return {EXAMPLES_KEY: [newest_version[span] for span in sorted(spans)]}
+
+
+def spans_of(artifacts: list[types.Artifact]) -> list[int]:
+    return sorted(artifact.span for artifact in artifacts)

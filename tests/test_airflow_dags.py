@@ -1,0 +1,217 @@
+"""The Airflow DAGs on real Airflow (`DAG.test()`, SQLite): integrity, training, drift, bad data, arrival.
+
+One landing zone is replayed in order: span 1 trains the first model; span 2 (same distribution)
+retrains nothing; span 3 (fare tripled) and span 4 (payment mix changed) trigger training with the
+reason; the triggered run trains on a window that includes span 4; span 5 (bad data) fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines import landing, monitoring, results
+from pipelines.paths import RunPaths
+from pipelines.spec import load_spec
+from tests.conftest import REPO_ROOT, write_rows
+from tests.pipeline_helpers import COMPONENT_NODES, serving_snapshot, versions, write_taxi_spec
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def airflow_db():
+    from airflow.utils import db
+
+    db.initdb()
+
+
+@pytest.fixture(scope="module")
+def pool(taxi_rows):
+    """6,000 trips drawn at random (the file is not in random order), split into disjoint spans."""
+    header, rows = taxi_rows
+    return header, random.Random(7).sample(rows, 6000)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory, pool, airflow_db):
+    """A spanned taxi spec, its paths, and its two DAGs registered in Airflow's database."""
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    from pipelines.airflow_dags import monitoring_dag, training_dag
+
+    root = tmp_path_factory.mktemp("stream")
+    spec_file = write_taxi_spec(root / "config", root / "landing" / "span-{SPAN}" / "*.csv", window_spans=3)
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["data"]["window_spans"] = 3
+    spec_file.write_text(yaml.safe_dump(raw))
+    spec = load_spec(spec_file, check_data=False)
+    home = root / "home"
+    dags = {"training": training_dag(spec, home), "monitoring": monitoring_dag(spec, home)}
+    for dag in dags.values():
+        dag.sync_to_db()
+        SerializedDagModel.write_dag(dag)
+    return spec, RunPaths.for_spec(spec.name, home), dags, root
+
+
+def land(stream, name: str, header: list[str], rows: list[dict]) -> int:
+    spec, _, _, root = stream
+    return landing.land_span(spec, [write_rows(root / "incoming" / name / "data.csv", header, rows)])
+
+
+def triggered_training(stream) -> list:
+    """Training runs the monitoring DAG queued (nothing schedules them here)."""
+    from airflow.models import DagRun
+    from airflow.utils.state import DagRunState
+
+    dag_id = stream[2]["training"].dag_id
+    return [r for r in DagRun.find(dag_id=dag_id) if r.state == DagRunState.QUEUED]
+
+
+def clear_triggered(stream) -> None:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for run in triggered_training(stream):
+            session.query(DagRun).filter(DagRun.id == run.id).delete()
+
+
+def latest_report(paths: RunPaths, span: int) -> dict:
+    return monitoring.reports(paths.monitoring_dir, span)[-1]
+
+
+def test_dag_files_import_quickly_and_cleanly(airflow_db):
+    from airflow.models import DagBag
+
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"), include_examples=False)
+    assert bag.import_errors == {}
+    assert {"blueprint-taxi", "blueprint-taxi_replay", "blueprint-taxi_replay-monitoring"} <= set(bag.dag_ids)
+    for stat in bag.dagbag_stats:
+        assert stat.duration.total_seconds() < 30, f"{stat.file} took {stat.duration} to import"
+    training = bag.get_dag("blueprint-taxi")
+    assert training.catchup is False and training.max_active_runs == 1
+    assert training.default_args["retries"] >= 1
+    assert {"epochs", "steps_per_epoch", "reason"} <= set(training.params)
+    assert "window_spans" in bag.get_dag("blueprint-taxi_replay").params
+
+
+def test_a_broken_dag_file_does_not_take_the_others_down(tmp_path, airflow_db):
+    from airflow.models import DagBag
+
+    shutil.copy(REPO_ROOT / "dags" / "taxi.py", tmp_path / "taxi.py")
+    (tmp_path / "broken.py").write_text("from airflow import DAG\nraise RuntimeError('broken dag file')\n")
+    bag = DagBag(dag_folder=str(tmp_path), include_examples=False)
+    assert list(bag.import_errors) == [str(tmp_path / "broken.py")]
+    assert "broken dag file" in next(iter(bag.import_errors.values()))
+    assert "blueprint-taxi" in bag.dag_ids
+
+
+def test_training_dag_tasks_follow_the_pipeline(stream):
+    from pipelines.training import create_components
+
+    spec, paths, dags, _ = stream
+    dag = dags["training"]
+    components = create_components(spec, paths)
+    assert set(dag.task_ids) == {c.id for c in components}
+    assert set(COMPONENT_NODES) <= set(dag.task_ids)
+    for component in components:
+        upstream = dag.get_task(component.id).upstream_task_ids
+        assert upstream == {node.id for node in component.upstream_nodes}, component.id
+    order = [task.task_id for task in dag.topological_sort()]
+    assert order.index("span_window_resolver") < order.index("Transform") < order.index("Trainer")
+    assert order.index("Evaluator") < order.index("Pusher")
+
+
+def test_training_dag_trains_and_pushes_with_the_form_values(stream, pool):
+    header, rows = pool
+    spec, paths, dags, _ = stream
+    assert land(stream, "first", header, rows[:2500]) == 1
+    run = dags["training"].test(run_conf={"epochs": 2, "reason": "first model"})
+    assert run.state == "success"
+    assert len(versions(paths.serving_dir)) == 1
+    production = results.production_model(results.open_store(paths.metadata_config()), "blueprint-taxi")
+    assert production.spans == [1]
+    history = json.loads(
+        (Path(production.model_uri).parent.parent / "model_run").glob("*/history.json").__next__().read_text()
+    )
+    assert len(history["loss"]) == 2, "the trigger form's epochs did not reach the Trainer"
+
+
+def test_a_span_from_the_same_distribution_does_not_retrain(stream, pool):
+    header, rows = pool
+    spec, paths, dags, _ = stream
+    span = land(stream, "same", header, rows[2500:4000])
+    assert dags["monitoring"].test().state == "success"
+    report = latest_report(paths, span)
+    assert report["decision"] == monitoring.NO_DRIFT, report["reason"]
+    assert report["drift"] and not report["drifted_features"]
+    assert triggered_training(stream) == []
+    summaries = list(paths.monitoring_dir.glob(f"span-{span:04d}-*.txt"))
+    assert summaries and "no feature drifted" in summaries[0].read_text()
+
+
+def test_a_shifted_numeric_feature_triggers_training_with_the_reason(stream, pool):
+    header, rows = pool
+    _, paths, dags, _ = stream
+    shifted = [dict(row, fare=f"{float(row['fare'] or 0) * 3:.2f}") for row in rows[4000:5000]]
+    span = land(stream, "fare", header, shifted)
+    assert dags["monitoring"].test().state == "success"
+    report = latest_report(paths, span)
+    assert report["decision"] == monitoring.RETRAIN and "fare" in report["drifted_features"]
+    queued = triggered_training(stream)
+    assert len(queued) == 1 and "fare" in queued[0].conf["reason"] and queued[0].conf["span"] == str(span)
+    clear_triggered(stream)
+
+
+def test_a_changed_category_mix_triggers_training(stream, pool):
+    header, rows = pool
+    _, paths, dags, _ = stream
+    mixed = [
+        dict(row, payment_type="Credit Card" if i % 10 < 8 else row["payment_type"])
+        for i, row in enumerate(rows[5000:6000])
+    ]
+    span = land(stream, "mix", header, mixed)
+    assert dags["monitoring"].test().state == "success"
+    report = latest_report(paths, span)
+    assert "payment_type" in report["drifted_features"]
+    assert "fare" not in report["drifted_features"]
+    queued = triggered_training(stream)
+    assert len(queued) == 1 and "payment_type" in queued[0].conf["reason"]
+
+
+def test_the_triggered_run_trains_on_a_window_with_the_new_span(stream):
+    _, paths, dags, _ = stream
+    conf = dict(triggered_training(stream)[0].conf)
+    clear_triggered(stream)
+    run = dags["training"].test(run_conf=conf)
+    assert run.state == "success"
+    trained = results.newest_model(results.open_store(paths.metadata_config()))
+    assert trained.spans == [2, 3, 4], "the rolling window is the newest 3 spans"
+
+
+def test_bad_data_stops_monitoring_triggers_nothing_and_keeps_the_served_model(stream, pool):
+    header, rows = pool
+    _, paths, dags, _ = stream
+    served = serving_snapshot(paths.serving_dir)
+    bad_header = [column for column in header if column != "big_tipper"]
+    bad_rows = [
+        {k: ("n/a" if k == "fare" else v) for k, v in row.items() if k != "big_tipper"} for row in rows[:500]
+    ]
+    span = land(stream, "bad", bad_header, bad_rows)
+    started = time.monotonic()
+    run = dags["monitoring"].test()
+    assert run.state == "failed"
+    assert time.monotonic() - started < 120
+    report = latest_report(paths, span)
+    assert report["decision"] == monitoring.BAD_DATA
+    assert {"fare", "big_tipper"} <= set(report["schema_anomalies"])
+    assert triggered_training(stream) == []
+    assert serving_snapshot(paths.serving_dir) == served
+    assert monitoring.span_to_check(stream[0], paths) == span, "a bad span is checked again, not skipped"
