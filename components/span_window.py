@@ -35,3 +35,18 @@ class NewestSpansStrategy(resolver.ResolverStrategy):
 
 def spans_of(artifacts: list[types.Artifact]) -> list[int]:
     return sorted(artifact.span for artifact in artifacts)
+
+
+class WindowResolver(resolver.Resolver):
+    """A Resolver whose execution properties are one lasting dict.
+
+    TFX's Airflow launcher renders the properties (templates such as `{{ params.window_spans }}`) and
+    writes them back with `component.exec_properties.update(...)`; the stock Resolver builds a new dict
+    on every access, so the rendered window would be lost and the template reach the strategy.
+    """
+
+    @property
+    def exec_properties(self):
+        if getattr(self, "_lasting_exec_properties", None) is None:
+            self._lasting_exec_properties = dict(super().exec_properties)
+        return self._lasting_exec_properties

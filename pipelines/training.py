@@ -12,7 +12,7 @@ from tfx.types import standard_artifacts
 from components.atomic_pusher import AtomicPusher
 from components.baseline_resolver import PreviousBlessedModelStrategy
 from components.curated_schema_gen import CuratedSchemaGen
-from components.span_window import EXAMPLES_KEY, NewestSpansStrategy
+from components.span_window import EXAMPLES_KEY, NewestSpansStrategy, WindowResolver
 from components.strict_example_validator import StrictExampleValidator
 from pipelines import evaluation
 from pipelines.paths import RunPaths
@@ -93,7 +93,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
     window = None
     training_examples = example_gen.outputs["examples"]
     if spec.data.spanned:
-        window = tfx.dsl.Resolver(
+        window = WindowResolver(
             strategy_class=NewestSpansStrategy,
             config={"num_spans": run.window_spans or spec.data.window_spans},
             examples=tfx.dsl.Channel(type=standard_artifacts.Examples, producer_component_id=example_gen.id),

@@ -47,7 +47,7 @@ def stream(tmp_path_factory, pool, airflow_db):
     from pipelines.airflow_dags import monitoring_dag, training_dag
 
     root = tmp_path_factory.mktemp("stream")
-    spec_file = write_taxi_spec(root / "config", root / "landing" / "span-{SPAN}" / "*.csv", window_spans=3)
+    spec_file = write_taxi_spec(root / "config", root / "landing" / "span-{SPAN}" / "*.csv")
     raw = yaml.safe_load(spec_file.read_text())
     raw["data"]["window_spans"] = 3
     spec_file.write_text(yaml.safe_dump(raw))
@@ -114,11 +114,11 @@ def test_a_broken_dag_file_does_not_take_the_others_down(tmp_path, airflow_db):
 
 
 def test_training_dag_tasks_follow_the_pipeline(stream):
-    from pipelines.training import create_components
+    from pipelines.training import create_pipeline
 
     spec, paths, dags, _ = stream
     dag = dags["training"]
-    components = create_components(spec, paths)
+    components = create_pipeline(spec, paths).components
     assert set(dag.task_ids) == {c.id for c in components}
     assert set(COMPONENT_NODES) <= set(dag.task_ids)
     for component in components:

@@ -184,3 +184,29 @@ def test_empty_csv(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     message = error_for(write_spec(tmp_path, {"data": {"source": "empty.csv"}}))
     assert "field 'data.source'" in message and "empty" in message
+
+
+def test_schedule_must_be_cron_or_preset(tmp_path):
+    message = error_for(write_spec(tmp_path, {"schedule": {"training": "every monday"}}))
+    assert "field 'schedule.training'" in message and "cron" in message
+    spec = load_spec(write_spec(tmp_path, {"schedule": {"training": "0 3 * * 1", "monitoring": "@hourly"}}))
+    assert spec.schedule.training == "0 3 * * 1"
+
+
+def test_drift_thresholds_are_fractions_of_known_columns(tmp_path):
+    message = error_for(write_spec(tmp_path, {"drift": {"numeric_jsd": 1.5}}))
+    assert "field 'drift.numeric_jsd'" in message
+    message = error_for(write_spec(tmp_path, {"drift": {"features": {"fares": 0.2}}}))
+    assert "field 'drift.features'" in message and "'fares'" in message
+
+
+def test_spanned_source_before_any_span_landed(tmp_path):
+    data = {**VALID["data"], "source": "landing/span-{SPAN}/*.csv", "window_spans": 2}
+    spec = load_spec(write_spec(tmp_path, {"data": data}))
+    assert spec.data.spanned and spec.data.window_spans == 2
+    assert spec.data.source == str(tmp_path / "landing/span-{SPAN}/*.csv")
+
+
+def test_span_token_only_once(tmp_path):
+    data = {**VALID["data"], "source": "span-{SPAN}/part-{SPAN}.csv"}
+    assert "field 'data.source'" in error_for(write_spec(tmp_path, {"data": data}))
