@@ -186,7 +186,7 @@ def test_a_changed_category_mix_triggers_training(stream, pool):
     assert len(queued) == 1 and "payment_type" in queued[0].conf["reason"]
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: lineage reads spans [0] after an Airflow run (see issue 3 note)")
+@pytest.mark.xfail(strict=True, reason="open bug: lineage reads spans [0] after an Airflow run")
 def test_the_triggered_run_trains_on_a_window_with_the_new_span(stream):
     _, paths, dags, _ = stream
     conf = dict(triggered_training(stream)[0].conf)
@@ -197,7 +197,7 @@ def test_the_triggered_run_trains_on_a_window_with_the_new_span(stream):
     assert trained.spans == [2, 3, 4], "the rolling window is the newest 3 spans"
 
 
-@pytest.mark.xfail(strict=False, reason="written at the end of a session, not yet seen passing (issue 3 note)")
+@pytest.mark.xfail(strict=False, reason="not yet seen passing")
 def test_bad_data_stops_monitoring_triggers_nothing_and_keeps_the_served_model(stream, pool):
     header, rows = pool
     _, paths, dags, _ = stream
