@@ -68,9 +68,7 @@ def training_dag(spec: ProblemSpec, home: Path) -> DAG:
 
     from pipelines.training import RunParameters, create_pipeline
 
-    run = RunParameters.from_airflow_params()
-    if not spec.data.spanned:
-        run = RunParameters(epochs=run.epochs, steps_per_epoch=run.steps_per_epoch)
+    run = RunParameters.from_airflow_params()  # window_spans is only read by a spanned pipeline
     pipeline = create_pipeline(spec, RunPaths.for_spec(spec.name, home), run=run)
     config = AirflowPipelineConfig(
         airflow_dag_config={

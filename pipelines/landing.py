@@ -44,6 +44,11 @@ def span_folder(spec: ProblemSpec, span: int) -> Path:
     return root / folder.replace(SPAN_TOKEN, str(span))
 
 
+def span_files_pattern(spec: ProblemSpec, span: int) -> str:
+    """The glob of one span's files (the source pattern with the span filled in)."""
+    return spec.data.source.replace(SPAN_TOKEN, str(span))
+
+
 def landed_spans(spec: ProblemSpec) -> dict[int, list[str]]:
     """Every landed span number with its files (a span folder with no files maps to [])."""
     root, folder, inner = _span_folder_pattern(spec)

@@ -132,17 +132,12 @@ def feature_kinds(schema: schema_pb2.Schema, spec: ProblemSpec) -> dict[str, Fea
     return kinds
 
 
-def csv_statistics(
-    files: list[str], schema: schema_pb2.Schema
-) -> statistics_pb2.DatasetFeatureStatisticsList:
-    """TFDV statistics of CSV files, with column types inferred from the data (as ExampleGen does)."""
+def csv_statistics(pattern: str, schema: schema_pb2.Schema) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """TFDV statistics of the CSV files `pattern` matches, column types inferred as ExampleGen does."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    folders = {str(Path(f).parent) for f in files}
-    if len(folders) != 1:
-        raise ValueError(f"span files must share one folder, got {sorted(folders)}")
     return tfdv.generate_statistics_from_csv(
-        data_location=str(Path(files[0]).parent / "*.csv") if len(files) > 1 else files[0],
+        data_location=pattern,
         stats_options=tfdv.StatsOptions(schema=schema),
         pipeline_options=PipelineOptions(_BEAM_ARGS),
     )
@@ -222,7 +217,7 @@ def check_span(spec: ProblemSpec, paths: RunPaths, span: int) -> DriftReport:
     schema = monitoring_schema(
         io_utils.SchemaReader().read(str(Path(production.schema_uri) / "schema.pbtxt")), spec
     )
-    stats = csv_statistics(files, schema)
+    stats = csv_statistics(landing.span_files_pattern(spec, span), schema)
     report.rows = int(stats.datasets[0].num_examples)
     report.schema_anomalies = schema_problems(tfdv.validate_statistics(stats, _without_comparators(schema)))
     if report.schema_anomalies:

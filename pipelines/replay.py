@@ -58,7 +58,6 @@ def prepare_airflow(airflow_home: Path) -> None:
     os.environ["AIRFLOW_HOME"] = str(airflow_home)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
-    os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{airflow_home / 'airflow.db'}"
     from airflow.utils import db
 
@@ -68,7 +67,7 @@ def prepare_airflow(airflow_home: Path) -> None:
 class ReplayAirflow:
     """The spec's two DAGs, registered in Airflow's database, run with `DAG.test()`."""
 
-    def __init__(self, spec: ProblemSpec, spec_file: str):
+    def __init__(self, spec: ProblemSpec):
         from airflow.models import DagBag
 
         from pipelines.airflow_dags import monitoring_dag_id, training_dag_id
@@ -83,27 +82,31 @@ class ReplayAirflow:
     def check(self) -> tuple[str, dict | None]:
         """Runs the monitoring DAG; returns its state and the conf of the training run it triggered."""
         run = self.monitoring.test()
-        return run.state, self._take_triggered_run()
+        triggered = take_queued_runs(self.training.dag_id)
+        return run.state, triggered[-1] if triggered else None
 
     def train(self, conf: dict) -> str:
         return self.training.test(run_conf=conf).state
 
-    def _take_triggered_run(self) -> dict | None:
-        """The training run the monitoring DAG queued (no scheduler runs here): its conf, then removed."""
-        from airflow.models import DagRun
-        from airflow.utils.session import create_session
-        from airflow.utils.state import DagRunState
 
-        with create_session() as session:
-            queued = (
-                session.query(DagRun)
-                .filter(DagRun.dag_id == self.training.dag_id, DagRun.state == DagRunState.QUEUED)
-                .all()
-            )
-            conf = dict(queued[-1].conf) if queued else None
-            for run in queued:
-                session.delete(run)
-        return conf
+def take_queued_runs(dag_id: str) -> list[dict]:
+    """The confs of the DAG's queued runs (what TriggerDagRunOperator created), which are removed:
+    with no scheduler here, the caller runs them itself with `DAG.test()`."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    with create_session() as session:
+        queued = (
+            session.query(DagRun)
+            .filter(DagRun.dag_id == dag_id, DagRun.state == DagRunState.QUEUED)
+            .order_by(DagRun.id)
+            .all()
+        )
+        confs = [dict(run.conf or {}) for run in queued]
+        for run in queued:
+            session.delete(run)
+    return confs
 
 
 def simulate(home: Path, spec_file: str = REPLAY_SPEC, limit: int | None = None) -> dict:
@@ -121,7 +124,7 @@ def simulate(home: Path, spec_file: str = REPLAY_SPEC, limit: int | None = None)
         f"Replay of '{spec.name}': {len(quarters)} quarterly spans, {quarters[0].stem} to {quarters[-1].stem}"
     )
     prepare_airflow(out / "airflow")
-    airflow = ReplayAirflow(spec, spec_file)
+    airflow = ReplayAirflow(spec)
     timeline = {"model": spec.name, "metric": spec.metric.name, "spans": []}
     for quarter in quarters:
         timeline["spans"].append(_replay_span(spec, paths, airflow, quarter))

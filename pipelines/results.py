@@ -57,7 +57,9 @@ def executions_by_node(store: mlmd.MetadataStore, pipeline_name: str) -> dict[st
     return result
 
 
-def latest_run(metadata_path, pipeline_name: str) -> RunSummary | None:
+def latest_run(
+    metadata_path: str | Path | metadata_store_pb2.ConnectionConfig, pipeline_name: str
+) -> RunSummary | None:
     """The newest pipeline run's summary, or None when the pipeline never ran."""
     store = open_store(metadata_path)
     runs = [
@@ -90,19 +92,27 @@ def _node_names(store, executions, pipeline_name: str) -> dict[int, str]:
     return names
 
 
-def _output_artifacts(store, execution_id: int) -> dict[str, list]:
-    """An execution's output artifacts by output key (cached executions point at the reused ones)."""
-    events = [
-        e
-        for e in store.get_events_by_execution_ids([execution_id])
-        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-    ]
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+_INPUT_EVENTS = (metadata_store_pb2.Event.INPUT,)
+
+
+def _artifacts_by_key(store, execution_id: int, event_types: tuple[int, ...]) -> dict[str, list]:
+    """An execution's input or output artifacts by key (cached executions point at the reused ones)."""
+    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in event_types]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    outputs: dict[str, list] = {}
+    found: dict[str, list] = {}
     for event in events:
-        key = event.path.steps[0].key if event.path.steps else "output"
-        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
-    return outputs
+        key = event.path.steps[0].key if event.path.steps else "artifact"
+        found.setdefault(key, []).append(artifacts[event.artifact_id])
+    return found
+
+
+def _output_artifacts(store, execution_id: int) -> dict[str, list]:
+    return _artifacts_by_key(store, execution_id, _OUTPUT_EVENTS)
+
+
+def _inputs_of(store, execution_id: int) -> dict[str, list]:
+    return _artifacts_by_key(store, execution_id, _INPUT_EVENTS)
 
 
 def _read_results(store, summary: RunSummary, executions, node_of: dict[int, str]) -> None:
@@ -239,20 +249,6 @@ def _producer(store: mlmd.MetadataStore, artifact_id: int) -> int:
         if event.type == metadata_store_pb2.Event.OUTPUT:
             return event.execution_id
     raise LookupError(f"artifact {artifact_id} has no producing execution in ML Metadata")
-
-
-def _inputs_of(store: mlmd.MetadataStore, execution_id: int) -> dict[str, list]:
-    events = [
-        e
-        for e in store.get_events_by_execution_ids([execution_id])
-        if e.type == metadata_store_pb2.Event.INPUT
-    ]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    inputs: dict[str, list] = {}
-    for event in events:
-        key = event.path.steps[0].key if event.path.steps else "input"
-        inputs.setdefault(key, []).append(artifacts[event.artifact_id])
-    return inputs
 
 
 def _produced_in_pipeline(store: mlmd.MetadataStore, artifact_id: int, pipeline_name: str) -> bool:
