@@ -26,15 +26,23 @@ class NewestSpansStrategy(resolver.ResolverStrategy):
     ) -> dict[str, list[types.Artifact]] | None:
         newest_version: dict[int, types.Artifact] = {}
         for artifact in input_dict.get(EXAMPLES_KEY, []):
-            kept = newest_version.get(artifact.span)
-            if kept is None or (artifact.version, artifact.id) > (kept.version, kept.id):
-                newest_version[artifact.span] = artifact
+            span = custom_int(artifact, "span")
+            kept = newest_version.get(span)
+            if kept is None or _version_key(artifact) > _version_key(kept):
+                newest_version[span] = artifact
         spans = sorted(newest_version, reverse=True)[: self._num_spans]
         return {EXAMPLES_KEY: [newest_version[span] for span in sorted(spans)]}
 
 
-def spans_of(artifacts: list[types.Artifact]) -> list[int]:
-    return sorted(artifact.span for artifact in artifacts)
+def custom_int(artifact: types.Artifact, name: str) -> int:
+    """ExampleGen records span and version as custom properties (older runs as strings), as TFX's
+    SpanRangeStrategy reads them; `artifact.span` reads the typed property, which stays 0."""
+    text = artifact.get_string_custom_property(name)
+    return int(text) if text else artifact.get_int_custom_property(name)
+
+
+def _version_key(artifact: types.Artifact) -> tuple[int, int]:
+    return custom_int(artifact, "version"), artifact.id
 
 
 class WindowResolver(resolver.Resolver):

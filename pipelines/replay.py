@@ -65,28 +65,34 @@ def prepare_airflow(airflow_home: Path) -> None:
 
 
 class ReplayAirflow:
-    """The spec's two DAGs, registered in Airflow's database, run with `DAG.test()`."""
+    """The spec's two DAGs, registered in Airflow's database, run with `DAG.test()`.
 
-    def __init__(self, spec: ProblemSpec):
-        from airflow.models import DagBag
+    Each run gets freshly built DAG objects, as a scheduler's task process would: TFX's Airflow
+    launcher writes a run's rendered and resolved properties (form values, ExampleGen's span) back
+    into its component objects, so a second `DAG.test()` of the same objects would repeat the first.
+    """
 
-        from pipelines.airflow_dags import monitoring_dag_id, training_dag_id
+    def __init__(self, spec: ProblemSpec, home: Path):
+        from airflow.models.serialized_dag import SerializedDagModel
 
-        bag = DagBag(dag_folder=str(REPO_ROOT / "dags"), include_examples=False)
-        bag.sync_to_db()
-        if bag.import_errors:
-            raise RuntimeError(f"DAG files failed to import: {bag.import_errors}")
-        self.training = bag.get_dag(training_dag_id(spec))
-        self.monitoring = bag.get_dag(monitoring_dag_id(spec))
+        from pipelines.airflow_dags import monitoring_dag, training_dag
 
-    def check(self) -> tuple[str, dict | None]:
-        """Runs the monitoring DAG; returns its state and the conf of the training run it triggered."""
-        run = self.monitoring.test()
-        triggered = take_queued_runs(self.training.dag_id)
-        return run.state, triggered[-1] if triggered else None
+        self.spec, self.home = spec, home
+        for dag in (training_dag(spec, home), monitoring_dag(spec, home)):
+            dag.sync_to_db()  # TriggerDagRunOperator finds the training DAG in the database
+            SerializedDagModel.write_dag(dag)
+
+    def check(self) -> tuple[str, list[dict]]:
+        """Runs the monitoring DAG; returns its state and the confs of the training runs it triggered."""
+        from pipelines.airflow_dags import monitoring_dag, training_dag_id
+
+        run = monitoring_dag(self.spec, self.home).test()
+        return run.state, take_queued_runs(training_dag_id(self.spec))
 
     def train(self, conf: dict) -> str:
-        return self.training.test(run_conf=conf).state
+        from pipelines.airflow_dags import training_dag
+
+        return training_dag(self.spec, self.home).test(run_conf=conf).state
 
 
 def take_queued_runs(dag_id: str) -> list[dict]:
@@ -124,7 +130,7 @@ def simulate(home: Path, spec_file: str = REPLAY_SPEC, limit: int | None = None)
         f"Replay of '{spec.name}': {len(quarters)} quarterly spans, {quarters[0].stem} to {quarters[-1].stem}"
     )
     prepare_airflow(out / "airflow")
-    airflow = ReplayAirflow(spec)
+    airflow = ReplayAirflow(spec, home)
     timeline = {"model": spec.name, "metric": spec.metric.name, "spans": []}
     for quarter in quarters:
         timeline["spans"].append(_replay_span(spec, paths, airflow, quarter))
@@ -150,7 +156,8 @@ def _replay_span(spec: ProblemSpec, paths: RunPaths, airflow: ReplayAirflow, qua
         "production_version_before": before.version if before else None,
         "metric_before": scoring.score_rows(spec, before, rows) if before else None,
     }
-    state, conf = airflow.check()
+    state, triggered = airflow.check()
+    conf = triggered[-1] if triggered else None
     report = (monitoring.reports(paths.monitoring_dir, span) or [{}])[-1]
     entry.update(
         monitoring_state=state,

@@ -198,11 +198,11 @@ class ProductionModel:
 
 
 def span_of(artifact: metadata_store_pb2.Artifact) -> int:
-    """An Examples artifact's span: a property (Airflow's launcher) or a custom property (portable one)."""
-    for properties in (artifact.properties, artifact.custom_properties):
-        if "span" in properties:
-            return int(properties["span"].int_value)
-    return 0
+    """An Examples artifact's span (a custom property that ExampleGen sets; older runs wrote a string)."""
+    value = artifact.custom_properties.get("span")
+    if value is None:
+        return 0
+    return int(value.string_value) if value.string_value else int(value.int_value)
 
 
 def production_model(store: mlmd.MetadataStore, pipeline_name: str) -> ProductionModel | None:

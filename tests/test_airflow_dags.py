@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import yaml
 
 from pipelines import landing, monitoring, results
 from pipelines.paths import RunPaths
-from pipelines.replay import take_queued_runs
+from pipelines.replay import ReplayAirflow
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT, write_rows
 from tests.pipeline_helpers import COMPONENT_NODES, serving_snapshot, versions, write_taxi_spec
@@ -43,32 +42,20 @@ def pool(taxi_rows):
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory, pool, airflow_db):
     """A spanned taxi spec, its paths, and its two DAGs registered in Airflow's database."""
-    from airflow.models.serialized_dag import SerializedDagModel
-
-    from pipelines.airflow_dags import monitoring_dag, training_dag
-
     root = tmp_path_factory.mktemp("stream")
     spec_file = write_taxi_spec(root / "config", root / "landing" / "span-{SPAN}" / "*.csv")
     raw = yaml.safe_load(spec_file.read_text())
     raw["data"]["window_spans"] = 3
+    raw["schedule"] = {"retries": 0}  # a failing task fails the test now, not after a retry delay
     spec_file.write_text(yaml.safe_dump(raw))
     spec = load_spec(spec_file, check_data=False)
     home = root / "home"
-    dags = {"training": training_dag(spec, home), "monitoring": monitoring_dag(spec, home)}
-    for dag in dags.values():
-        dag.sync_to_db()
-        SerializedDagModel.write_dag(dag)
-    return spec, RunPaths.for_spec(spec.name, home), dags, root
+    return spec, RunPaths.for_spec(spec.name, home), ReplayAirflow(spec, home), root
 
 
 def land(stream, name: str, header: list[str], rows: list[dict]) -> int:
     spec, _, _, root = stream
     return landing.land_span(spec, [write_rows(root / "incoming" / name / "data.csv", header, rows)])
-
-
-def triggered_training(stream) -> list[dict]:
-    """The confs of the training runs the monitoring DAG queued (taken: nothing schedules them here)."""
-    return take_queued_runs(stream[2]["training"].dag_id)
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +95,11 @@ def test_a_broken_dag_file_does_not_take_the_others_down(tmp_path, airflow_db):
 
 
 def test_training_dag_tasks_follow_the_pipeline(stream):
+    from pipelines.airflow_dags import training_dag
     from pipelines.training import create_pipeline
 
-    spec, paths, dags, _ = stream
-    dag = dags["training"]
+    spec, paths, _, root = stream
+    dag = training_dag(spec, root / "home")
     components = create_pipeline(spec, paths).components
     assert set(dag.task_ids) == {c.id for c in components}
     assert set(COMPONENT_NODES) <= set(dag.task_ids)
@@ -125,10 +113,9 @@ def test_training_dag_tasks_follow_the_pipeline(stream):
 
 def test_training_dag_trains_and_pushes_with_the_form_values(stream, pool):
     header, rows = pool
-    spec, paths, dags, _ = stream
+    spec, paths, airflow, _ = stream
     assert land(stream, "first", header, rows[:2500]) == 1
-    run = dags["training"].test(run_conf={"epochs": 2, "reason": "first model"})
-    assert run.state == "success"
+    assert airflow.train({"epochs": 2, "reason": "first model"}) == "success"
     assert len(versions(paths.serving_dir)) == 1
     production = results.production_model(results.open_store(paths.metadata_config()), "blueprint-taxi")
     assert production.spans == [1]
@@ -140,72 +127,73 @@ def test_training_dag_trains_and_pushes_with_the_form_values(stream, pool):
 
 def test_a_span_from_the_same_distribution_does_not_retrain(stream, pool):
     header, rows = pool
-    spec, paths, dags, _ = stream
+    spec, paths, airflow, _ = stream
     span = land(stream, "same", header, rows[2500:4000])
-    assert dags["monitoring"].test().state == "success"
+    state, queued = airflow.check()
+    assert state == "success"
     report = latest_report(paths, span)
     assert report["decision"] == monitoring.NO_DRIFT, report["reason"]
     assert report["drift"] and not report["drifted_features"]
-    assert triggered_training(stream) == []
+    assert queued == []
     summaries = list(paths.monitoring_dir.glob(f"span-{span:04d}-*.txt"))
     assert summaries and "no feature drifted" in summaries[0].read_text()
 
 
 def test_a_shifted_numeric_feature_triggers_training_with_the_reason(stream, pool):
     header, rows = pool
-    _, paths, dags, _ = stream
+    _, paths, airflow, _ = stream
     shifted = [dict(row, fare=f"{float(row['fare'] or 0) * 3:.2f}") for row in rows[4000:5000]]
     span = land(stream, "fare", header, shifted)
-    assert dags["monitoring"].test().state == "success"
+    state, queued = airflow.check()
+    assert state == "success"
     report = latest_report(paths, span)
     assert report["decision"] == monitoring.RETRAIN and "fare" in report["drifted_features"]
-    queued = triggered_training(stream)
     assert len(queued) == 1 and "fare" in queued[0]["reason"] and queued[0]["span"] == str(span)
 
 
 def test_a_changed_category_mix_triggers_training(stream, pool, triggered):
     header, rows = pool
-    _, paths, dags, _ = stream
+    _, paths, airflow, _ = stream
     mixed = [
         dict(row, payment_type="Credit Card" if i % 10 < 8 else row["payment_type"])
         for i, row in enumerate(rows[5000:6000])
     ]
     span = land(stream, "mix", header, mixed)
-    assert dags["monitoring"].test().state == "success"
+    state, queued = airflow.check()
+    assert state == "success"
     report = latest_report(paths, span)
     assert "payment_type" in report["drifted_features"]
     assert "fare" not in report["drifted_features"]
-    queued = triggered_training(stream)
     assert len(queued) == 1 and "payment_type" in queued[0]["reason"]
     triggered["after_mix"] = queued[0]
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: lineage reads spans [0] after an Airflow run")
+@pytest.mark.xfail(
+    strict=True,
+    reason="open bug: under Airflow's launcher the Trainer gets a Transform output without a train split "
+    "when the window holds several spans",
+)
 def test_the_triggered_run_trains_on_a_window_with_the_new_span(stream, triggered):
-    _, paths, dags, _ = stream
-    run = dags["training"].test(run_conf=triggered["after_mix"])
-    assert run.state == "success"
+    _, paths, airflow, _ = stream
+    assert airflow.train(triggered["after_mix"]) == "success"
     trained = results.newest_model(results.open_store(paths.metadata_config()))
     assert trained.spans == [2, 3, 4], "the rolling window is the newest 3 spans"
 
 
-@pytest.mark.xfail(strict=False, reason="not yet seen passing")
 def test_bad_data_stops_monitoring_triggers_nothing_and_keeps_the_served_model(stream, pool):
     header, rows = pool
-    _, paths, dags, _ = stream
+    _, paths, airflow, _ = stream
     served = serving_snapshot(paths.serving_dir)
     bad_header = [column for column in header if column != "big_tipper"]
     bad_rows = [
         {k: ("n/a" if k == "fare" else v) for k, v in row.items() if k != "big_tipper"} for row in rows[:500]
     ]
     span = land(stream, "bad", bad_header, bad_rows)
-    started = time.monotonic()
-    run = dags["monitoring"].test()
-    assert run.state == "failed"
-    assert time.monotonic() - started < 120
+    state, queued = airflow.check()
+    assert state == "failed"
     report = latest_report(paths, span)
     assert report["decision"] == monitoring.BAD_DATA
     assert {"fare", "big_tipper"} <= set(report["schema_anomalies"])
-    assert triggered_training(stream) == []
+    assert queued == []
     assert serving_snapshot(paths.serving_dir) == served
     assert monitoring.span_to_check(stream[0], paths) == span, "a bad span is checked again, not skipped"
