@@ -14,7 +14,7 @@ export TF_USE_LEGACY_KERAS := 1
 export UV_PYTHON_DOWNLOADS := never
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help install demo simulate airflow airflow-production test test-fast lint clean
+.PHONY: help install browser demo simulate airflow airflow-production test test-fast lint clean
 
 help:
 	@echo "make demo       install, then train, evaluate and push the Chicago taxi model"
@@ -37,6 +37,15 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.installed
 
+# Debian's Chromium, for the browser tests (Airflow's grid view, pages); root or sudo, no prompts.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation
+
+browser: $(CHROMIUM)
+
 demo: install
 	$(PY) -m pipelines run --config config/taxi.yaml --home $(HOME_DIR)
 
@@ -49,7 +58,7 @@ airflow: install
 airflow-production: install
 	$(PY) -m pipelines airflow --profile production
 
-test: install
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install

@@ -6,6 +6,7 @@ from tfx import types
 from tfx.dsl.components.common import resolver
 
 EXAMPLES_KEY = "examples"
+WINDOW_NODE_ID = "span_window_resolver"
 
 
 class NewestSpansStrategy(resolver.ResolverStrategy):

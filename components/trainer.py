@@ -54,17 +54,20 @@ def make_dataset(
     spec: ProblemSpec,
     repeat: bool,
 ) -> tf.data.Dataset:
-    """(features, label) batches of transformed examples; the labels are stacked for multilabel."""
+    """(features, label) batches of raw examples put through the transform graph; the labels are
+    stacked for multilabel."""
     dataset = data_accessor.tf_dataset_factory(
         files,
         tfxio.TensorFlowDatasetOptions(
             batch_size=spec.training.batch_size, num_epochs=None if repeat else 1, shuffle=repeat
         ),
-        tft_output.transformed_metadata.schema,
+        tft_output.raw_metadata.schema,
     )
     labels = spec.label_columns
+    transform_layer = tft_output.transform_features_layer()
 
-    def split(batch: dict[str, tf.Tensor]):
+    def split(raw_batch: dict[str, tf.Tensor]):
+        batch = transform_layer(raw_batch)
         label_values = [batch.pop(name) for name in labels]
         if spec.task == TaskType.MULTILABEL:
             return batch, tf.concat([tf.cast(v, tf.float32) for v in label_values], axis=1)

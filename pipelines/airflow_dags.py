@@ -2,12 +2,16 @@
 
 - Training DAG (`blueprint-<name>`): the TFX pipeline from `create_pipeline` through TFX's
   AirflowDagRunner, one task per component. Scheduled from `schedule.training`, triggerable from the
-  web UI with a form (epochs, steps per epoch, window of spans, reason), and by the monitoring DAG.
+  web UI with a form (epochs, steps per epoch, window of spans, train or only ingest, reason), and by
+  the monitoring DAG. For a spanned source a `should_train` gate sits between ExampleGen and the span
+  window: a run with `train` off ingests the newest span (ExampleGen, statistics, validation) and
+  skips training, so that every accepted span is in MLMD for later windows.
 - Monitoring DAG (`blueprint-<name>-monitoring`, spanned sources only): on `schedule.monitoring` it
   looks for a newly landed span (a poll: spans arrive as files from outside Airflow, and Datasets are
   only updated by Airflow tasks), checks it for schema anomalies and drift, and triggers the training
-  DAG with the reason in its conf when the span drifted (or on every new span if the spec says so).
-  Bad data fails the DAG run with the anomalies and triggers nothing.
+  DAG for every valid span, with `train` on and the reason in its conf when the span drifted (or on
+  every new span if the spec says so), off (ingest only) otherwise. Bad data fails the DAG run with
+  the anomalies and triggers nothing.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from pathlib import Path
 from airflow import DAG
 from airflow.exceptions import AirflowFailException
 from airflow.models.param import Param
-from airflow.operators.python import ShortCircuitOperator
+from airflow.operators.python import PythonOperator, ShortCircuitOperator
 from airflow.operators.trigger_dagrun import TriggerDagRunOperator
 
 from pipelines.paths import RunPaths, home_from_environment
 from pipelines.spec import ProblemSpec, load_spec
 
 START_DATE = datetime(2024, 1, 1)
+TRAINING_GATE = "should_train"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -60,6 +65,9 @@ def training_params(spec: ProblemSpec) -> dict[str, Param]:
         params["window_spans"] = Param(
             spec.data.window_spans, type="integer", minimum=1, description="train on the newest N spans"
         )
+        params["train"] = Param(
+            True, type="boolean", description="off: only ingest and validate the newest span, do not train"
+        )
     return params
 
 
@@ -83,7 +91,25 @@ def training_dag(spec: ProblemSpec, home: Path) -> DAG:
             "doc_md": __doc__,
         }
     )
-    return AirflowDagRunner(config).run(pipeline)
+    dag = AirflowDagRunner(config).run(pipeline)
+    if spec.data.spanned:
+        _add_training_gate(dag, ingest_task_id=pipeline.components[0].id)
+    return dag
+
+
+def train_this_run(params: dict | None = None, **_context) -> bool:
+    """The `should_train` gate: False (skip the window, training, evaluation and push) when the run
+    was asked only to ingest the newest span."""
+    train = True if params is None else bool(params.get("train", True))
+    print("training on the window of spans" if train else "ingest only: training skipped (train=false)")
+    return train
+
+
+def _add_training_gate(dag: DAG, ingest_task_id: str) -> None:
+    from components.span_window import WINDOW_NODE_ID
+
+    gate = ShortCircuitOperator(task_id=TRAINING_GATE, python_callable=train_this_run, dag=dag)
+    dag.get_task(ingest_task_id) >> gate >> dag.get_task(WINDOW_NODE_ID)
 
 
 def find_new_span(spec: ProblemSpec, home: Path, ti=None, **_context) -> bool:
@@ -98,8 +124,8 @@ def find_new_span(spec: ProblemSpec, home: Path, ti=None, **_context) -> bool:
     return True
 
 
-def check_new_span(spec: ProblemSpec, home: Path, ti=None, **_context) -> bool:
-    """Checks the span found upstream; True (go on and trigger training) when the span calls for it."""
+def check_new_span(spec: ProblemSpec, home: Path, ti=None, **_context) -> None:
+    """Checks the span found upstream; fails on bad data, else tells the trigger whether to train."""
     from pipelines import monitoring
 
     span = int(ti.xcom_pull(task_ids="find_new_span", key="span"))
@@ -110,7 +136,7 @@ def check_new_span(spec: ProblemSpec, home: Path, ti=None, **_context) -> bool:
     print(report.summary())
     ti.xcom_push(key="reason", value=report.reason)
     ti.xcom_push(key="decision", value=report.decision)
-    return report.retrain
+    ti.xcom_push(key="train", value=report.retrain)
 
 
 def monitoring_dag(spec: ProblemSpec, home: Path) -> DAG:
@@ -124,11 +150,12 @@ def monitoring_dag(spec: ProblemSpec, home: Path) -> DAG:
         tags=["blueprint", "monitoring", spec.name],
         description=f"Check each new span of '{spec.name}' for bad data and drift; retrain on drift",
         doc_md=__doc__,
+        render_template_as_native_obj=True,  # the trigger's conf keeps span an int and train a bool
     ) as dag:
         find = ShortCircuitOperator(
             task_id="find_new_span", python_callable=functools.partial(find_new_span, spec, home)
         )
-        check = ShortCircuitOperator(
+        check = PythonOperator(
             task_id="check_span", python_callable=functools.partial(check_new_span, spec, home)
         )
         trigger = TriggerDagRunOperator(
@@ -137,6 +164,7 @@ def monitoring_dag(spec: ProblemSpec, home: Path) -> DAG:
             conf={
                 "reason": "{{ ti.xcom_pull(task_ids='check_span', key='reason') }}",
                 "span": "{{ ti.xcom_pull(task_ids='find_new_span', key='span') }}",
+                "train": "{{ ti.xcom_pull(task_ids='check_span', key='train') }}",
             },
             wait_for_completion=False,
         )

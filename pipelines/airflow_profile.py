@@ -6,9 +6,12 @@ work and credentials can stay in the environment. `${REPO}` is the repository ro
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,15 +55,95 @@ def start_standalone(profile: str = "local") -> int:
     return subprocess.call(airflow_command("standalone"), env=env)
 
 
-def start_production(profile: str = "production") -> int:
-    """Migrates the database, then runs the scheduler and the webserver until interrupted."""
-    env = profile_environment(profile)
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    subprocess.run(airflow_command("db", "migrate"), env=env, check=True)
-    scheduler = subprocess.Popen(airflow_command("scheduler"), env=env)
-    webserver = subprocess.Popen(airflow_command("webserver"), env=env)
-    try:
-        return webserver.wait()
-    finally:
-        for process in (scheduler, webserver):
+class AirflowServices:
+    """A scheduler and a webserver run with one profile's environment, their logs in AIRFLOW_HOME."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.home = Path(env["AIRFLOW_HOME"])
+        host = env.get("AIRFLOW__WEBSERVER__WEB_SERVER_HOST", "127.0.0.1")
+        self.base_url = f"http://{host}:{env.get('AIRFLOW__WEBSERVER__WEB_SERVER_PORT', '8080')}"
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def migrate(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._airflow("db", "migrate")
+
+    def ensure_admin(self, username: str, password: str) -> None:
+        """An Admin user with this password (created, or its password reset); never a public role."""
+        done = subprocess.run(
+            airflow_command("users", "list", "--output", "plain"),
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if username in done.stdout.split():
+            self._airflow("users", "reset-password", "--username", username, "--password", password)
+            return
+        self._airflow(
+            "users", "create", "--role", "Admin", "--username", username, "--password", password,
+            "--firstname", "Blueprint", "--lastname", "Admin", "--email", f"{username}@localhost",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        for name in ("scheduler", "webserver"):
+            log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the process
+            self.processes[name] = subprocess.Popen(
+                airflow_command(name), env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        print(f"Airflow scheduler and webserver starting; logs in {self.home}", flush=True)
+
+    def wait_until_healthy(self, timeout: float = 180) -> dict:
+        """Waits for the webserver to answer /health with a healthy database and scheduler."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise ProfileError(f"the Airflow {name} exited ({process.returncode}); see {self.home}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/health", timeout=5) as answer:
+                    health = json.load(answer)
+                if all(
+                    health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler")
+                ):
+                    return health
+                last = json.dumps(health)
+            except (OSError, ValueError) as error:
+                last = str(error)
+            time.sleep(2)
+        raise ProfileError(f"Airflow at {self.base_url} not healthy after {timeout:.0f}s: {last}")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
             process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def _airflow(self, *args: str) -> None:
+        done = subprocess.run(airflow_command(*args), env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ProfileError(f"airflow {args[0]} {args[1]} failed:\n{done.stderr[-3000:]}")
+
+
+def start_production(profile: str = "production") -> int:
+    """Migrates the database, then runs the scheduler and the webserver until interrupted.
+
+    With AIRFLOW_ADMIN_PASSWORD in the environment an Admin user (AIRFLOW_ADMIN_USER, default admin)
+    is created or given that password; otherwise create users with `airflow users create`.
+    """
+    services = AirflowServices(profile_environment(profile))
+    services.migrate()
+    if os.environ.get("AIRFLOW_ADMIN_PASSWORD"):
+        services.ensure_admin(
+            os.environ.get("AIRFLOW_ADMIN_USER", "admin"), os.environ["AIRFLOW_ADMIN_PASSWORD"]
+        )
+    services.start()
+    print(f"Airflow on {services.base_url}/ (login required)", flush=True)
+    try:
+        return services.processes["webserver"].wait()
+    finally:
+        services.stop()

@@ -90,9 +90,17 @@ class ReplayAirflow:
         return run.state, take_queued_runs(training_dag_id(self.spec))
 
     def train(self, conf: dict) -> str:
+        """Runs the training DAG with `conf`; returns the run's state."""
+        return self._run_training(conf).state
+
+    def train_task_states(self, conf: dict) -> dict[str, str]:
+        """Runs the training DAG with `conf`; returns each task's state."""
+        return {ti.task_id: ti.state for ti in self._run_training(conf).get_task_instances()}
+
+    def _run_training(self, conf: dict):
         from pipelines.airflow_dags import training_dag
 
-        return training_dag(self.spec, self.home).test(run_conf=conf).state
+        return training_dag(self.spec, self.home).test(run_conf=conf)
 
 
 def take_queued_runs(dag_id: str) -> list[dict]:
@@ -165,9 +173,9 @@ def _replay_span(spec: ProblemSpec, paths: RunPaths, airflow: ReplayAirflow, qua
         reason=report.get("reason"),
         drift={d["feature"]: d["value"] for d in report.get("drift", [])},
         drifted_features=report.get("drifted_features", []),
-        retrained=conf is not None,
+        retrained=bool(conf and conf.get("train")),
     )
-    if conf is not None:
+    if conf is not None:  # every valid span is ingested; training only when the check asked for it
         entry["training_state"] = airflow.train(conf)
     after = results.production_model(results.open_store(paths.metadata_config()), pipeline_name(spec))
     entry["production_version_after"] = after.version if after else None

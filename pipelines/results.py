@@ -230,17 +230,14 @@ def newest_model(store: mlmd.MetadataStore) -> ProductionModel | None:
 def model_lineage(
     store: mlmd.MetadataStore, model: metadata_store_pb2.Artifact, version: str
 ) -> ProductionModel:
+    """The model with what its Trainer read: the raw Examples (one per span), schema and transform."""
     trainer_inputs = _inputs_of(store, _producer(store, model.id))
-    raw_examples = {}
-    for artifact in trainer_inputs["examples"]:
-        for raw in _inputs_of(store, _producer(store, artifact.id)).get("examples", []):
-            raw_examples[raw.id] = raw
     return ProductionModel(
         version=version,
         model_uri=model.uri,
         schema_uri=trainer_inputs["schema"][0].uri,
         transform_uri=trainer_inputs["transform_graph"][0].uri,
-        training_examples=sorted(raw_examples.values(), key=span_of),
+        training_examples=sorted(trainer_inputs["examples"], key=span_of),
     )
 
 

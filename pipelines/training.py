@@ -12,7 +12,7 @@ from tfx.types import standard_artifacts
 from components.atomic_pusher import AtomicPusher
 from components.baseline_resolver import PreviousBlessedModelStrategy
 from components.curated_schema_gen import CuratedSchemaGen
-from components.span_window import EXAMPLES_KEY, NewestSpansStrategy, WindowResolver
+from components.span_window import EXAMPLES_KEY, WINDOW_NODE_ID, NewestSpansStrategy, WindowResolver
 from components.strict_example_validator import StrictExampleValidator
 from pipelines import evaluation
 from pipelines.paths import RunPaths
@@ -97,7 +97,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
             strategy_class=NewestSpansStrategy,
             config={"num_spans": run.window_spans or spec.data.window_spans},
             examples=tfx.dsl.Channel(type=standard_artifacts.Examples, producer_component_id=example_gen.id),
-        ).with_id("span_window_resolver")
+        ).with_id(WINDOW_NODE_ID)
         window.add_upstream_node(example_gen)
         training_examples = window.outputs[EXAMPLES_KEY]
     module_config = {"problem_spec": spec.to_config(), "code_version": code_version()}
@@ -106,16 +106,19 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         examples=training_examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
         custom_config=module_config,
         # Pre/post-transform statistics would double Transform's time; StatisticsGen already has them.
         disable_statistics=True,
+        # The Trainer applies the transform graph to raw examples as it reads them: nothing is
+        # written twice, and a window of several spans reaches it as the spans' own artifacts.
+        materialize=False,
     )
     # Bad data stops the run here: Transform waits for the validator, which fails on anomalies.
     transform.add_upstream_node(example_validator)
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
+        examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=spec.training.total_steps),

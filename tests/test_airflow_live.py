@@ -1,0 +1,183 @@
+"""Real Airflow, not `DAG.test()`: the production profile on this machine's PostgreSQL (Airflow's
+database) and MariaDB (ML Metadata), a real scheduler (LocalExecutor) and webserver on 127.0.0.1.
+
+The training DAG is unpaused and triggered through the REST API with credentials, polled until it
+succeeds, and the pushed model is checked; anonymous requests are refused; a screenshot of the DAG's
+grid view, taken by headless Chromium after logging in, is kept in build/test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipelines import results
+from pipelines.airflow_profile import AirflowServices, profile_environment
+from pipelines.paths import MYSQL_VARIABLE, RunPaths
+from tests.conftest import REPO_ROOT
+from tests.pipeline_helpers import versions, write_taxi_spec
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "blueprint-taxi"
+ADMIN = "admin"
+ARTIFACTS = REPO_ROOT / "build" / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+RUN_TIMEOUT_SECONDS = 900
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def databases():
+    """A PostgreSQL database for Airflow and a MariaDB database for MLMD, both dropped afterwards."""
+    import psycopg2
+    import pymysql
+
+    name = f"blueprint_live_{os.getpid()}"
+    postgres = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    postgres.autocommit = True
+    mariadb = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    with postgres.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    with mariadb.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield name
+    with postgres.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with mariadb.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+    postgres.close()
+    mariadb.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, taxi_slice, databases):
+    """Airflow started from the production profile, with one thin DAG file for a small taxi spec."""
+    root = tmp_path_factory.mktemp("live")
+    spec_file = write_taxi_spec(root / "config", taxi_slice, schedule={"training": None, "retries": 0})
+    dags = root / "dags"
+    dags.mkdir()
+    (dags / "taxi_live.py").write_text(
+        "from pipelines.airflow_dags import dags_for_spec\n\n"
+        f"globals().update(dags_for_spec({str(spec_file)!r}))\n"
+    )
+    base = dict(
+        os.environ,
+        PGUSER="postgres",
+        PGDATABASE=databases,
+        AIRFLOW_HOME=str(root / "airflow"),
+        AIRFLOW_PORT=str(free_port()),
+        BLUEPRINT_HOME=str(root / "home"),
+        **{MYSQL_VARIABLE: f"127.0.0.1:3306/{databases}"},
+    )
+    env = profile_environment("production", base=base)
+    env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
+    services = AirflowServices(env)
+    password = secrets.token_urlsafe(16)
+    services.migrate()
+    services.ensure_admin(ADMIN, password)
+    services.start()
+    try:
+        services.wait_until_healthy()
+        yield services, (ADMIN, password), RunPaths.for_spec("taxi", root / "home"), env
+    finally:
+        services.stop()
+
+
+def api(live, method: str, path: str, **kwargs) -> requests.Response:
+    services, credentials, *_ = live
+    return requests.request(
+        method, f"{services.base_url}/api/v1{path}", auth=credentials, timeout=30, **kwargs
+    )
+
+
+def wait_for_dag(live, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = api(live, "GET", f"/dags/{DAG_ID}")
+        if answer.status_code == 200:
+            return answer.json()
+        time.sleep(3)
+    errors = api(live, "GET", "/importErrors").json()
+    raise AssertionError(f"{DAG_ID} never reached Airflow's database; import errors: {errors}")
+
+
+def wait_for_run(live, run_id: str) -> dict:
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        run = api(live, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
+        if run["state"] in ("success", "failed"):
+            return run
+        time.sleep(5)
+    raise AssertionError(f"run {run_id} still {run['state']} after {RUN_TIMEOUT_SECONDS}s")
+
+
+def test_anonymous_requests_are_refused(live):
+    services = live[0]
+    assert requests.get(f"{services.base_url}/api/v1/dags", timeout=30).status_code == 401
+    wrong = requests.get(f"{services.base_url}/api/v1/dags", auth=(ADMIN, "not-the-password"), timeout=30)
+    assert wrong.status_code == 401
+    page = requests.get(f"{services.base_url}/home", timeout=30, allow_redirects=False)
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
+def test_rest_trigger_runs_the_training_dag_and_pushes(live):
+    _, _, paths, env = live
+    dag = wait_for_dag(live)
+    assert dag["is_paused"], "new DAGs start paused"
+    assert api(live, "PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
+    conf = {"epochs": 2, "reason": "REST API trigger from the live test"}
+    answer = api(live, "POST", f"/dags/{DAG_ID}/dagRuns", json={"conf": conf})
+    assert answer.status_code == 200, answer.text
+    run = wait_for_run(live, answer.json()["dag_run_id"])
+    tasks = api(live, "GET", f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances").json()
+    states = {task["task_id"]: task["state"] for task in tasks["task_instances"]}
+    assert run["state"] == "success", states
+    assert set(states.values()) == {"success"}
+    assert run["conf"] == conf
+    assert len(versions(paths.serving_dir)) == 1
+    os.environ[MYSQL_VARIABLE] = env[MYSQL_VARIABLE]
+    try:
+        store = results.open_store(paths.metadata_config())
+    finally:
+        del os.environ[MYSQL_VARIABLE]
+    production = results.production_model(store, DAG_ID)
+    assert production is not None and production.version == versions(paths.serving_dir)[0]
+    history = next(Path(production.model_uri).parent.parent.glob("model_run/*/history.json"))
+    assert len(json.loads(history.read_text())["loss"]) == 2, "the conf's epochs reached the Trainer"
+
+
+def test_grid_view_screenshot(live):
+    from playwright.sync_api import sync_playwright
+
+    services, (user, password), *_ = live
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt-get"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "airflow-grid.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{services.base_url}/dags/{DAG_ID}/grid")
+        assert "/login" in page.url, "the grid view is behind the login"
+        page.fill("input#username", user)
+        page.fill("input#password", password)
+        page.click("input[type=submit]")
+        page.goto(f"{services.base_url}/dags/{DAG_ID}/grid")
+        page.wait_for_selector("text=Trainer", timeout=60_000)
+        page.screenshot(path=str(shot), full_page=True)
+        text = page.inner_text("body")
+        browser.close()
+    assert DAG_ID in text and "Pusher" in text
+    assert shot.stat().st_size > 20_000
