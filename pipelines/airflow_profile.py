@@ -86,10 +86,13 @@ class AirflowServices:
         )  # fmt: skip
 
     def start(self) -> None:
-        for name in ("scheduler", "webserver"):
+        # --skip-serve-logs: LocalExecutor's tasks write logs the webserver reads from disk, and
+        # Airflow's log server would listen on every interface.
+        commands = {"scheduler": ("scheduler", "--skip-serve-logs"), "webserver": ("webserver",)}
+        for name, command in commands.items():
             log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the process
             self.processes[name] = subprocess.Popen(
-                airflow_command(name), env=self.env, stdout=log, stderr=subprocess.STDOUT
+                airflow_command(*command), env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         print(f"Airflow scheduler and webserver starting; logs in {self.home}", flush=True)
 

@@ -61,15 +61,13 @@ class RunPaths:
             return metadata.sqlite_metadata_connection_config(str(self.metadata_path))
         address, _, database = target.partition("/")
         host, _, port = address.partition(":")
-        config = metadata.mysql_metadata_connection_config(
+        return metadata.mysql_metadata_connection_config(  # MLMD creates the database if missing
             host=host,
             port=int(port or 3306),
             database=database or "blueprint_mlmd",
             username=os.environ.get("BLUEPRINT_MLMD_USER", "root"),
             password=os.environ.get("BLUEPRINT_MLMD_PASSWORD", ""),
         )
-        config.mysql.create_if_not_exists = True
-        return config
 
     def create(self) -> None:
         for folder in (self.pipeline_root, self.metadata_path.parent, self.serving_dir):
