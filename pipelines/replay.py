@@ -9,10 +9,12 @@ the decision, and the production model's metric on the span before and after, as
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import shutil
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -137,17 +139,42 @@ def simulate(home: Path, spec_file: str = REPLAY_SPEC, limit: int | None = None)
     print(
         f"Replay of '{spec.name}': {len(quarters)} quarterly spans, {quarters[0].stem} to {quarters[-1].stem}"
     )
-    prepare_airflow(out / "airflow")
-    airflow = ReplayAirflow(spec, home)
+    log = out / "airflow.log"
+    print(f"Airflow's and TFX's logs: {log}", flush=True)
+    with output_to(log):
+        prepare_airflow(out / "airflow")
+        airflow = ReplayAirflow(spec, home)
     timeline = {"model": spec.name, "metric": spec.metric.name, "spans": []}
     for quarter in quarters:
-        timeline["spans"].append(_replay_span(spec, paths, airflow, quarter))
+        timeline["spans"].append(_replay_span(spec, paths, airflow, quarter, log))
         _write_timeline(timeline, out)
     print(f"\nTimeline: {out / 'timeline.json'} and {out / 'timeline.png'}")
     return timeline
 
 
-def _replay_span(spec: ProblemSpec, paths: RunPaths, airflow: ReplayAirflow, quarter: Path) -> dict:
+@contextlib.contextmanager
+def output_to(log: Path):
+    """Sends this process's stdout and stderr (Python's and native code's) to `log` for a while."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for descriptor in saved:
+                os.close(descriptor)
+
+
+def _replay_span(
+    spec: ProblemSpec, paths: RunPaths, airflow: ReplayAirflow, quarter: Path, log: Path
+) -> dict:
     from pipelines import landing, monitoring, results, scoring
     from pipelines.training import pipeline_name
 
@@ -164,7 +191,9 @@ def _replay_span(spec: ProblemSpec, paths: RunPaths, airflow: ReplayAirflow, qua
         "production_version_before": before.version if before else None,
         "metric_before": scoring.score_rows(spec, before, rows) if before else None,
     }
-    state, triggered = airflow.check()
+    print(f"span {span:2d} {quarter.stem}: landed, checking ...", flush=True)
+    with output_to(log):
+        state, triggered = airflow.check()
     conf = triggered[-1] if triggered else None
     report = (monitoring.reports(paths.monitoring_dir, span) or [{}])[-1]
     entry.update(
@@ -176,7 +205,12 @@ def _replay_span(spec: ProblemSpec, paths: RunPaths, airflow: ReplayAirflow, qua
         retrained=bool(conf and conf.get("train")),
     )
     if conf is not None:  # every valid span is ingested; training only when the check asked for it
-        entry["training_state"] = airflow.train(conf)
+        print(
+            f"span {span:2d} {quarter.stem}: {'training' if conf.get('train') else 'ingesting'} ...",
+            flush=True,
+        )
+        with output_to(log):
+            entry["training_state"] = airflow.train(conf)
     after = results.production_model(results.open_store(paths.metadata_config()), pipeline_name(spec))
     entry["production_version_after"] = after.version if after else None
     entry["pushed_new_model"] = bool(after) and (not before or after.version != before.version)
