@@ -273,7 +273,8 @@ def plot_timeline(timeline: dict, path: Path) -> None:
         bottom.plot(x, [s["drift"].get(feature) for s in spans], ".-", label=feature)
     bottom.set_ylabel("drift (L-inf / JSD)")
     bottom.set_xticks(list(x), labels, rotation=45)
-    bottom.legend(fontsize=7, ncol=3, loc="upper left")
+    if features:
+        bottom.legend(fontsize=7, ncol=3, loc="upper left")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
