@@ -36,6 +36,9 @@ def profile_environment(profile: str, base: dict[str, str] | None = None) -> dic
         raise ProfileError(f"{path}: {done.stderr.decode(errors='replace').strip()}")
     expanded = dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item)
     expanded.setdefault("PYTHONPATH", str(REPO_ROOT))
+    # `airflow standalone` starts its scheduler and webserver as `airflow ...` from PATH.
+    venv_bin = str(Path(sys.executable).parent)
+    expanded["PATH"] = os.pathsep.join([venv_bin, expanded.get("PATH", "")])
     expanded["TF_USE_LEGACY_KERAS"] = "1"
     return expanded
 

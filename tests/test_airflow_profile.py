@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
 from pipelines.airflow_profile import REPO_ROOT, ProfileError, profile_environment
@@ -25,6 +29,13 @@ def test_production_profile_needs_database_credentials_from_the_environment():
         "postgresql+psycopg2://blueprint:@127.0.0.1:5432/airflow"
     )
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+
+
+def test_airflow_subprocesses_find_this_environments_airflow():
+    """`airflow standalone` starts `airflow scheduler` etc. from PATH; a bare PATH must still work."""
+    env = profile_environment("local", base={"PATH": "/usr/bin:/bin"})
+    first = Path(env["PATH"].split(os.pathsep)[0])
+    assert first == Path(sys.executable).parent and (first / "airflow").is_file()
 
 
 def test_unknown_profile_is_named():
