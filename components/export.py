@@ -137,8 +137,11 @@ class RawTransform(tf.Module):
             else:
                 present = tf.not_equal(value, "")
                 index = self.tables[name].lookup(value) + 1
-                out[name] = tf.where(present, index, tf.constant(MISSING_INDEX, tf.int64))
-        return out
+                missing = tf.fill(tf.shape(value), tf.constant(MISSING_INDEX, tf.int64))
+                out[name] = tf.where(present, index, missing)
+        # TFLite loses the rank through the table lookup and the select; without a static [batch, 1]
+        # an embedding's Flatten read the embedding width as the batch size when the batch was 1.
+        return {name: tf.reshape(tensor, [-1, 1]) for name, tensor in out.items()}
 
 
 def _lookup_table(vocabulary: list[str], oov_buckets: int):

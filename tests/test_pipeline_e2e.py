@@ -92,6 +92,30 @@ def test_pushed_model_answers_both_signatures_alike(first_run, paths, taxi_slice
     assert np.std(by_example) > 0.01  # the model tells trips apart
 
 
+def test_raw_signature_runs_in_tflite_with_builtin_ops_one_row_at_a_time(first_run, paths, taxi_slice):
+    """The raw signature is what devices get: it converts with TFLite builtins only, and a fresh
+    interpreter's first call with a single row (batch 1, the converter's default shape) answers like TF."""
+    saved_model = str(paths.serving_dir / first_run.pushed_version)
+    raw_signature = tf.saved_model.load(saved_model).signatures[RAW_SIGNATURE]
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[RAW_SIGNATURE])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    flatbuffer = converter.convert()
+    transform_uri = first_run.outputs["Transform"]["transform_graph"][0]
+    raw_spec = tft.TFTransformOutput(transform_uri).raw_feature_spec()
+    dtypes = {name: spec.dtype for name, spec in raw_signature.structured_input_signature[1].items()}
+    _, rows = read_rows(taxi_slice)
+    for row in rows[:5]:
+        inputs = to_raw_inputs([row], dtypes, raw_spec)
+        interpreter = tf.lite.Interpreter(
+            model_content=flatbuffer,
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN,
+        )
+        by_tflite = interpreter.get_signature_runner(RAW_SIGNATURE)(**inputs)[PREDICTIONS_KEY]
+        by_tf = raw_signature(**{k: tf.constant(v) for k, v in inputs.items()})[PREDICTIONS_KEY].numpy()
+        assert by_tflite.shape == (1, 1)
+        assert abs(float(by_tflite[0, 0]) - float(by_tf[0, 0])) < 1e-4
+
+
 def test_second_run_without_changes_executes_and_pushes_nothing(first_run, spec, home, paths):
     before = serving_snapshot(paths.serving_dir)
     second = run_training(spec, home)
