@@ -144,6 +144,21 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from components.atomic_pusher import models_config
+
+    spec = load_spec(args.config, check_data=False)
+    serving_dir = RunPaths.for_spec(spec.name, args.home).serving_dir
+    try:
+        was, now = models_config.rollback(serving_dir.parent, serving_dir.name)
+    except models_config.RollbackError as error:
+        print(f"Not rolled back: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"'{spec.name}': TF Serving now serves version {now} (was {was}); nothing was deleted.")
+    print(f"  {serving_dir.parent / models_config.MODELS_CONFIG}")
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from pipelines import replay
 
@@ -185,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--home", default=str(DEFAULT_HOME))
     check.add_argument("--span", type=int, help="span number (default: the newest)")
     check.set_defaults(handler=_cmd_check)
+    rollback = commands.add_parser("rollback", help="serve the version before the current one (TF Serving)")
+    rollback.add_argument("--config", required=True, help="problem spec (YAML)")
+    rollback.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep their outputs")
+    rollback.set_defaults(handler=_cmd_rollback)
     simulate = commands.add_parser("simulate", help="replay the taxi data quarter by quarter through Airflow")
     simulate.add_argument(
         "--config", default="config/taxi_replay.yaml", help="a spanned spec (repo-relative)"

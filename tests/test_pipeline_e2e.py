@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.atomic_pusher import models_config
 from components.examples import to_raw_inputs, to_tf_example
 from components.export import RAW_SIGNATURE, SERVING_SIGNATURE
 from components.model import PREDICTIONS_KEY
@@ -67,6 +68,8 @@ def test_model_is_blessed_and_pushed_atomically(first_run, paths):
     assert version == first_run.pushed_version and version.isdigit()
     assert (paths.serving_dir / version / "saved_model.pb").is_file()
     assert Path(first_run.pushed_path) == paths.serving_dir / version
+    served = models_config.current_versions(paths.serving_dir.parent)
+    assert served == {paths.serving_dir.name: int(version)}, "TF Serving's models.config pins the push"
 
 
 def test_pushed_model_answers_both_signatures_alike(first_run, paths, taxi_slice):

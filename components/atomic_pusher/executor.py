@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from absl import logging
@@ -15,6 +16,8 @@ from tfx.components.pusher import executor as pusher_executor
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
+
+from components.atomic_pusher import models_config
 
 TEMP_PREFIX = ".incoming-"
 
@@ -69,7 +72,12 @@ class Executor(pusher_executor.Executor):
         if destination.WhichOneof("destination") != "filesystem":
             raise ValueError("AtomicPusher pushes to a filesystem destination only")
         model_path = self.GetModelPath(input_dict)
-        version, serving_path = publish_atomically(model_path, destination.filesystem.base_directory)
+        base_directory = destination.filesystem.base_directory
+        version, serving_path = publish_atomically(model_path, base_directory)
+        config = models_config.make_current(
+            Path(base_directory).parent, Path(base_directory).name, int(version)
+        )
+        logging.info("TF Serving config %s now serves version %s", config, version)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
         logging.info("Model version %s pushed to %s", version, serving_path)
