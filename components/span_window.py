@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ml_metadata.proto import metadata_store_pb2
 from tfx import types
 from tfx.dsl.components.common import resolver
 
@@ -36,10 +37,17 @@ class NewestSpansStrategy(resolver.ResolverStrategy):
 
 
 def custom_int(artifact: types.Artifact, name: str) -> int:
-    """ExampleGen records span and version as custom properties (older runs as strings), as TFX's
-    SpanRangeStrategy reads them; `artifact.span` reads the typed property, which stays 0."""
-    text = artifact.get_string_custom_property(name)
-    return int(text) if text else artifact.get_int_custom_property(name)
+    """ExampleGen records span and version as custom properties, as TFX's SpanRangeStrategy reads
+    them; `artifact.span` reads the typed property, which stays 0."""
+    return custom_int_of(artifact.mlmd_artifact, name)
+
+
+def custom_int_of(artifact: metadata_store_pb2.Artifact, name: str) -> int:
+    """An MLMD artifact's integer custom property (older runs wrote a string; 0 when absent)."""
+    value = artifact.custom_properties.get(name)
+    if value is None:
+        return 0
+    return int(value.string_value) if value.string_value else int(value.int_value)
 
 
 def _version_key(artifact: types.Artifact) -> tuple[int, int]:

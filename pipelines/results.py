@@ -198,11 +198,10 @@ class ProductionModel:
 
 
 def span_of(artifact: metadata_store_pb2.Artifact) -> int:
-    """An Examples artifact's span (a custom property that ExampleGen sets; older runs wrote a string)."""
-    value = artifact.custom_properties.get("span")
-    if value is None:
-        return 0
-    return int(value.string_value) if value.string_value else int(value.int_value)
+    """An Examples artifact's span (a custom property that ExampleGen sets)."""
+    from components.span_window import custom_int_of
+
+    return custom_int_of(artifact, "span")
 
 
 def production_model(store: mlmd.MetadataStore, pipeline_name: str) -> ProductionModel | None:

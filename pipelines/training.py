@@ -164,16 +164,15 @@ def create_pipeline(
     paths: RunPaths,
     beam_args: list[str] | None = None,
     enable_cache: bool = True,
-    metadata_config=None,
     run: RunParameters = RunParameters(),
 ) -> tfx.dsl.Pipeline:
-    """The TFX training pipeline for `spec`; MLMD on SQLite under `paths` unless given a config."""
+    """The TFX training pipeline for `spec`; MLMD where `paths.metadata_config()` says."""
     paths.create()
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name(spec),
         pipeline_root=str(paths.pipeline_root),
         components=create_components(spec, paths, run),
         enable_cache=enable_cache,
-        metadata_connection_config=metadata_config or paths.metadata_config(),
+        metadata_connection_config=paths.metadata_config(),
         beam_pipeline_args=list(beam_args if beam_args is not None else DEFAULT_BEAM_ARGS),
     )
