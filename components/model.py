@@ -100,10 +100,16 @@ def build_model(
     head = head_for(spec.task, outputs)
     prediction = keras.layers.Dense(head.units, activation=head.activation, name=PREDICTIONS_KEY)(hidden)
     model = keras.Model(inputs=inputs, outputs=prediction)
+    compile_model(model, spec, training)
+    return model
+
+
+def compile_model(model: keras.Model, spec: ProblemSpec, training: TrainingSpec | None = None) -> None:
+    """Adam, the task's loss and metrics; traced without AutoGraph (see `skip_autograph`)."""
+    training = training or spec.training
     skip_autograph(model)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=training.learning_rate),
-        loss=head.loss,
+        loss=head_for(spec.task, model.output_shape[-1]).loss,
         metrics=training_metrics(spec.task),
     )
-    return model

@@ -22,6 +22,7 @@ from components.preprocessing import (
 from pipelines.spec import FeatureKind, ProblemSpec, TaskType
 
 HISTORY_FILE = "history.json"
+PRUNING_FILE = "pruning.json"
 
 
 def feature_inputs(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> list[FeatureInput]:
@@ -115,8 +116,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         callbacks=callbacks,
         verbose=2,
     )
-    save_with_signatures(model, spec, tft_output, fn_args.serving_model_dir)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    if spec.deployment.pruning is not None:
+        from components.pruning import prune
+
+        model, pruning_record = prune(model, train, validation, spec)
+        with open(os.path.join(fn_args.model_run_dir, PRUNING_FILE), "w") as handle:
+            json.dump(pruning_record, handle, indent=1)
+    save_with_signatures(model, spec, tft_output, fn_args.serving_model_dir)
     with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as handle:
         json.dump({k: [float(x) for x in v] for k, v in history.history.items()}, handle, indent=1)
     logging.info("Model saved to %s after %d epochs", fn_args.serving_model_dir, len(history.epoch))

@@ -42,13 +42,29 @@ def metric_key(spec: ProblemSpec) -> str:
     return metric_class(spec.metric.name, spec.task)[1]
 
 
-def _metric_config(name: str, spec: ProblemSpec) -> tfma.MetricConfig:
-    class_name, key = metric_class(name, spec.task)
+def _metric_settings(name: str, task: TaskType) -> tuple[str, dict]:
+    """(Keras metric class, its constructor arguments): what TFMA computes for a spec metric name."""
+    class_name, key = metric_class(name, task)
     config = {"name": key}
     if name == "auc_pr":
         config["curve"] = "PR"
     if class_name == "AUC":
         config["num_thresholds"] = 1000
+    return class_name, config
+
+
+def keras_metric(spec: ProblemSpec):
+    """The spec's metric as a Keras metric, configured as the Evaluator's (for checks outside TFMA)."""
+    import tf_keras as keras
+
+    class_name, config = _metric_settings(spec.metric.name, spec.task)
+    if class_name == "AUC" and spec.task == TaskType.MULTILABEL:
+        config["multi_label"] = True
+    return getattr(keras.metrics, class_name)(**config)
+
+
+def _metric_config(name: str, spec: ProblemSpec) -> tfma.MetricConfig:
+    class_name, config = _metric_settings(name, spec.task)
     threshold = None
     if name == spec.metric.name:
         higher = spec.metric.higher_is_better

@@ -189,6 +189,51 @@ class RetrainSpec(_Strict):
     on_new_span: bool = False
 
 
+TFLITE_VARIANTS = ("float32", "dynamic", "int8")
+TFJS_VARIANTS = ("float32", "float16", "uint8")
+TfliteVariant = Literal["float32", "dynamic", "int8"]
+TfjsVariant = Literal["float32", "float16", "uint8"]
+
+
+class PruningSpec(_Strict):
+    """Magnitude pruning (tensorflow-model-optimization) after training, before the Evaluator."""
+
+    target_sparsity: Annotated[float, Field(gt=0, lt=1)] = Field(
+        description="fraction of the weights of each dense and embedding layer set to zero"
+    )
+    epochs: PositiveInt = Field(2, description="fine-tuning epochs under the pruning schedule")
+
+
+class ParitySpec(_Strict):
+    """How close each device target must stay to the SavedModel on the test split to be pushed."""
+
+    tolerance: Annotated[float, Field(ge=0)] = Field(
+        0.01, description="largest loss of the spec's metric against the SavedModel's"
+    )
+    latency_calls: PositiveInt = Field(200, description="single-example calls timed per target")
+
+
+class DeploymentSpec(_Strict):
+    """What is built for devices and browsers; TF Serving always gets the SavedModel.
+
+    tflite: float32, dynamic (dynamic-range quantized weights), int8 (full-integer, calibrated on
+    training rows). tfjs: graph models with float32, float16 or uint8 weights. Empty lists build nothing.
+    """
+
+    tflite: list[TfliteVariant] = Field(default_factory=lambda: list(TFLITE_VARIANTS))
+    tfjs: list[TfjsVariant] = Field(default_factory=lambda: ["float32", "uint8"])
+    pruning: PruningSpec | None = None
+    parity: ParitySpec = ParitySpec()
+
+    @field_validator("tflite", "tfjs")
+    @classmethod
+    def _no_repeats(cls, variants: list[str]) -> list[str]:
+        repeated = sorted({v for v in variants if variants.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once; list each variant once")
+        return variants
+
+
 class ProblemSpec(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
     description: str = ""
@@ -204,6 +249,7 @@ class ProblemSpec(_Strict):
     schedule: ScheduleSpec = ScheduleSpec()
     drift: DriftSpec = DriftSpec()
     retrain: RetrainSpec = RetrainSpec()
+    deployment: DeploymentSpec = DeploymentSpec()
 
     @field_validator("features", mode="before")
     @classmethod

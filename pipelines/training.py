@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from tfx.types import standard_artifacts
 from components.atomic_pusher import AtomicPusher
 from components.baseline_resolver import PreviousBlessedModelStrategy
 from components.curated_schema_gen import CuratedSchemaGen
+from components.model_exporter import ModelExporter
 from components.span_window import EXAMPLES_KEY, WINDOW_NODE_ID, NewestSpansStrategy, WindowResolver
 from components.strict_example_validator import StrictExampleValidator
 from pipelines import evaluation
@@ -138,9 +140,18 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         eval_config=evaluation.eval_config(spec),
         example_splits=[evaluation.EVAL_SPLIT],
     )
+    exporter = ModelExporter(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        examples=training_examples,
+        transform_graph=transform.outputs["transform_graph"],
+        problem_spec=json.dumps(spec.to_config()),
+        code_version=code_version(),
+    )
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        device_models=exporter.outputs["device_models"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(paths.serving_dir))
         ),
@@ -155,6 +166,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         trainer,
         baseline,
         evaluator,
+        exporter,
         pusher,
     ]
 

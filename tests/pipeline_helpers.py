@@ -17,6 +17,7 @@ COMPONENT_NODES = (
     "Transform",
     "Trainer",
     "Evaluator",
+    "ModelExporter",
     "Pusher",
 )
 SMALL_TRAINING = {

@@ -1,7 +1,9 @@
-"""AtomicPusher executor: copy the blessed SavedModel to a temporary folder, then rename it in."""
+"""AtomicPusher executor: fill a temporary folder with the version's targets, then rename it in."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import shutil
 import tempfile
@@ -18,8 +20,11 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from components.atomic_pusher import models_config
+from components.model_exporter.executor import read_targets
 
 TEMP_PREFIX = ".incoming-"
+MANIFEST = "manifest.json"
+DEVICE_MODELS_KEY = "device_models"
 
 
 def next_version(base_directory: str, now: float | None = None) -> int:
@@ -33,24 +38,63 @@ def copy_model(source: str, destination: str) -> None:
 
 
 def publish_atomically(
-    model_path: str, base_directory: str, copy: Callable[[str, str], None] = copy_model
+    model_path: str,
+    base_directory: str,
+    copy: Callable[[str, str], None] = copy_model,
+    complete: Callable[[str, str], None] | None = None,
 ) -> tuple[str, str]:
     """Copies `model_path` to `<base_directory>/<version>` so that it appears all at once.
 
-    Returns (version, path). TF Serving only looks at folders whose names are numbers, so the
+    `complete(staging, version)` adds the rest of the version (device targets, manifest) before the
+    rename. Returns (version, path). TF Serving only looks at folders whose names are numbers, so the
     temporary folder (`.incoming-*`) is invisible to it; `os.rename` within one filesystem is atomic.
     """
     os.makedirs(base_directory, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base_directory)
-    try:
-        copy(model_path, staging)
+    with models_config.locked(Path(base_directory).parent):  # two pushers never pick one number
         version = str(next_version(base_directory))
-        destination = os.path.join(base_directory, version)
-        os.rename(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        staging = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base_directory)
+        try:
+            copy(model_path, staging)
+            if complete is not None:
+                complete(staging, version)
+            destination = os.path.join(base_directory, version)
+            os.rename(staging, destination)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return version, destination
+
+
+def build_manifest(model: str, version: str, targets: dict | None, source: dict) -> dict:
+    """What a pushed version holds: every target with its path, size, metric and parity figures."""
+    manifest = {
+        "model": model,
+        "version": int(version),
+        "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+    }
+    if not targets or not targets.get("exported"):
+        manifest["targets"] = [{"target": "serving", "variant": "savedmodel", "path": "", "pushed": True}]
+        manifest["note"] = "no device targets were built for this model"
+        return manifest
+    for key in ("metric", "higher_is_better", "tolerance", "test_rows", "latency_calls", "sparsity", "spans"):
+        manifest[key] = targets.get(key)
+    manifest["targets"] = [{**t, "pushed": bool(t["passed"])} for t in targets["targets"]]
+    return manifest
+
+
+def stage_device_targets(device_models_uri: str, manifest: dict, staging: str) -> None:
+    """Copies the targets that passed the parity gate into the staging folder."""
+    for target in manifest["targets"]:
+        if not target["pushed"] or not target["path"]:
+            continue
+        source = Path(device_models_uri, target["path"])
+        destination = Path(staging, target["path"])
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, destination)
+        else:
+            shutil.copy2(source, destination)
 
 
 class Executor(pusher_executor.Executor):
@@ -73,10 +117,27 @@ class Executor(pusher_executor.Executor):
             raise ValueError("AtomicPusher pushes to a filesystem destination only")
         model_path = self.GetModelPath(input_dict)
         base_directory = destination.filesystem.base_directory
-        version, serving_path = publish_atomically(model_path, base_directory)
-        config = models_config.make_current(
-            Path(base_directory).parent, Path(base_directory).name, int(version)
-        )
+        serving_root, name = Path(base_directory).parent, Path(base_directory).name
+        device_uri = None
+        targets = None
+        if input_dict.get(DEVICE_MODELS_KEY):
+            device_uri = artifact_utils.get_single_uri(input_dict[DEVICE_MODELS_KEY])
+            targets = read_targets(device_uri)
+        model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+        source = {
+            "pipeline_run_id": self._context.pipeline_run_id if self._context else None,
+            "model_artifact_id": model.id,
+            "model_uri": model.uri,
+        }
+
+        def complete(staging: str, version: str) -> None:
+            manifest = build_manifest(name, version, targets, source)
+            if device_uri is not None and manifest.get("metric"):
+                stage_device_targets(device_uri, manifest, staging)
+            Path(staging, MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+        version, serving_path = publish_atomically(model_path, base_directory, complete=complete)
+        config = models_config.make_current(serving_root, name, int(version), reason="push")
         logging.info("TF Serving config %s now serves version %s", config, version)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)

@@ -10,7 +10,9 @@ root mounted at `/models` (docker/).
 
 from __future__ import annotations
 
+import datetime
 import fcntl
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +23,9 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 MODELS_CONFIG = "models.config"
+CURRENT = "current.json"
+MANIFEST = "manifest.json"
+HISTORY_LIMIT = 100
 SERVING_MOUNT = "/models"
 
 
@@ -48,19 +53,45 @@ def current_versions(serving_root: Path) -> dict[str, int]:
     }
 
 
-def make_current(serving_root: Path, model: str, version: int) -> Path:
-    """Pins `version` of `model` in `models.config` (other models kept); returns the file."""
+def read_current(serving_root: Path, model: str) -> dict:
+    """`<model>/current.json`: {model, version, reason, manifest, history} ({} before the first push)."""
+    path = serving_root / model / CURRENT
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def make_current(serving_root: Path, model: str, version: int, reason: str = "push") -> Path:
+    """Pins `version` of `model` for every target (other models kept); returns `models.config`."""
     if version not in versions(serving_root / model):
         raise ValueError(f"{serving_root / model} has no version {version}; cannot serve it")
-    with _locked(serving_root):
-        current = current_versions(serving_root)
-        current[model] = version
-        return _write(serving_root, current)
+    with locked(serving_root):
+        return _pin(serving_root, model, version, reason)
+
+
+def _pin(serving_root: Path, model: str, version: int, reason: str) -> Path:
+    current = current_versions(serving_root)
+    was = current.get(model)
+    current[model] = version
+    config = _write(serving_root, current)
+    manifest_path = serving_root / model / str(version) / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    history = read_current(serving_root, model).get("history", [])
+    history.append({"at": now, "reason": reason, "version": version, "was": was})
+    record = {
+        "model": model,
+        "version": version,
+        "since": now,
+        "reason": reason,
+        "manifest": manifest,
+        "history": history[-HISTORY_LIMIT:],
+    }
+    _replace_text(serving_root / model / CURRENT, json.dumps(record, indent=1))
+    return config
 
 
 def rollback(serving_root: Path, model: str) -> tuple[int, int]:
     """Pins the version before the current one; returns (was, now). Nothing is deleted."""
-    with _locked(serving_root):
+    with locked(serving_root):
         available = versions(serving_root / model)
         current = current_versions(serving_root)
         was = current.get(model, available[-1] if available else None)
@@ -70,8 +101,7 @@ def rollback(serving_root: Path, model: str) -> tuple[int, int]:
                 f"model '{model}' has no version older than {was} in {serving_root / model} "
                 f"(versions there: {available or 'none'}); nothing to roll back to"
             )
-        current[model] = earlier[-1]
-        _write(serving_root, current)
+        _pin(serving_root, model, earlier[-1], reason=f"rollback from {was}")
     return was, earlier[-1]
 
 
@@ -84,15 +114,20 @@ def _write(serving_root: Path, current: dict[str, int]) -> Path:
         entry.model_platform = "tensorflow"
         entry.model_version_policy.specific.versions.append(current[name])
     path = serving_root / MODELS_CONFIG
-    handle, staging = tempfile.mkstemp(prefix=f".{MODELS_CONFIG}-", dir=serving_root)
-    with os.fdopen(handle, "w") as out:
-        out.write(text_format.MessageToString(config))
-    os.replace(staging, path)  # TF Serving polling the file sees the old or the new one, never half
+    _replace_text(path, text_format.MessageToString(config))
     return path
 
 
+def _replace_text(path: Path, text: str) -> None:
+    """Writes `path` through a temporary file and a rename: readers see the old or the new, never half."""
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+    os.replace(staging, path)
+
+
 @contextmanager
-def _locked(serving_root: Path) -> Iterator[None]:
+def locked(serving_root: Path) -> Iterator[None]:
     """One writer at a time: two pipelines pushing at once must not lose each other's entry."""
     serving_root.mkdir(parents=True, exist_ok=True)
     with open(serving_root / f".{MODELS_CONFIG}.lock", "w") as lock:

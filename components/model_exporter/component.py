@@ -1,0 +1,66 @@
+"""ModelExporter component: converts a blessed model for devices and browsers and checks each result."""
+
+from __future__ import annotations
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.model_exporter.executor import Executor
+
+
+class DeviceModels(types.Artifact):
+    """TFLite and TF.js models of one trained model, with `targets.json` (sizes, metric, parity).
+
+    Custom property `exported` is 1 when the model was blessed and converted, 0 when nothing was.
+    """
+
+    TYPE_NAME = "DeviceModels"
+
+
+class ModelExporterSpec(ComponentSpec):
+    PARAMETERS = {
+        "problem_spec": ExecutionParameter(type=str),
+        "code_version": ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
+    }
+    OUTPUTS = {"device_models": ChannelParameter(type=DeviceModels)}
+
+
+class ModelExporter(base_component.BaseComponent):
+    """Builds the spec's TFLite and TF.js targets from the `serving_raw` signature of a blessed model.
+
+    Each target (and the SavedModel itself) is run on the test split in its own runtime: TensorFlow,
+    the TFLite interpreter with builtin ops only, TF.js in Node. A target whose metric falls more than
+    `deployment.parity.tolerance` below the SavedModel's is marked not to be pushed, with the reason.
+    A model the Evaluator did not bless exports nothing.
+    """
+
+    SPEC_CLASS = ModelExporterSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(
+        self,
+        model: types.BaseChannel,
+        model_blessing: types.BaseChannel,
+        examples: types.BaseChannel,
+        transform_graph: types.BaseChannel,
+        problem_spec: str,
+        code_version: str,
+    ):
+        spec = ModelExporterSpec(
+            model=model,
+            model_blessing=model_blessing,
+            examples=examples,
+            transform_graph=transform_graph,
+            problem_spec=problem_spec,
+            code_version=code_version,
+            device_models=types.Channel(type=DeviceModels),
+        )
+        super().__init__(spec=spec)

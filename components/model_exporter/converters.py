@@ -1,0 +1,82 @@
+"""Conversions of the `serving_raw` signature: TFLite (TFLiteConverter) and TF.js (tensorflowjs).
+
+TFX's own TFLite and TF.js rewriters are not used: the TFLite one deletes `assets/` and ignores
+converter options, the TF.js one takes no options (STACK.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from components.export import RAW_SIGNATURE
+
+RepresentativeRows = Callable[[], Iterator[dict[str, np.ndarray]]]
+
+
+def write_raw_only_saved_model(saved_model_dir: str, destination: str) -> None:
+    """A SavedModel holding only the raw-feature signature and what it uses.
+
+    The full model also holds TF Transform's vocabulary tables (for `serving_default`); tensorflowjs
+    assumes every table in a SavedModel belongs to the signature it converts, and fails otherwise.
+    """
+    loaded = tf.saved_model.load(saved_model_dir)
+    raw = loaded.signatures[RAW_SIGNATURE]
+    holder = tf.Module()
+    holder.raw_transform = loaded.raw_transform  # the in-graph vocabulary tables
+    holder.model_variables = list(loaded.variables)
+    holder.serve_raw = raw
+    tf.saved_model.save(holder, destination, signatures={RAW_SIGNATURE: raw})
+
+
+def to_tflite(saved_model_dir: str, variant: str, representative_rows: RepresentativeRows) -> bytes:
+    """float32, dynamic (int8 weights, float activations) or int8 (weights and activations).
+
+    Only TFLite builtin ops are allowed: a model that would need Flex (TensorFlow) ops fails here.
+    """
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant not in ("float32", "dynamic", "int8"):
+        raise ValueError(f"unknown TFLite variant '{variant}'")
+    if variant in ("dynamic", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "int8":
+
+        def calibration() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+            for row in representative_rows():
+                yield RAW_SIGNATURE, row
+
+        converter.representative_dataset = calibration
+        # Weights and activations in int8; the string lookups have no int8 kernel and stay as they are.
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+    return converter.convert()
+
+
+def to_tfjs(raw_only_saved_model_dir: str, destination: str, variant: str) -> None:
+    """A TF.js graph model with float32, float16 or uint8 weights."""
+    from tensorflowjs.converters import tf_saved_model_conversion_v2
+
+    quantization = {} if variant == "float32" else {variant: True}
+    if variant not in ("float32", "float16", "uint8"):
+        raise ValueError(f"unknown TF.js variant '{variant}'")
+    Path(destination).mkdir(parents=True, exist_ok=True)
+    tf_saved_model_conversion_v2.convert_tf_saved_model(
+        raw_only_saved_model_dir,
+        destination,
+        signature_def=RAW_SIGNATURE,
+        saved_model_tags="serve",
+        quantization_dtype_map=quantization,
+    )
+
+
+def size_bytes(path: Path) -> int:
+    """A file's size, or the total size of the files under a folder."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -1,0 +1,187 @@
+"""ModelExporter executor: convert, run every target on the test split, record what may be pushed."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from absl import logging
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components.export import RAW_SIGNATURE
+from components.model_exporter import converters, parity, runtimes
+from components.model_exporter.parity import TargetReport
+from components.span_window import custom_int
+from pipelines.spec import ProblemSpec
+
+TARGETS_FILE = "targets.json"
+EXPORTED_PROPERTY = "exported"
+
+
+def is_blessed(blessings: list[types.Artifact]) -> bool:
+    blessing = artifact_utils.get_single_instance(blessings)
+    return blessing.get_int_custom_property("blessed") == 1
+
+
+def read_targets(device_models_uri: str) -> dict:
+    """The `targets.json` a ModelExporter wrote (what the pusher and the CLI read)."""
+    return json.loads(Path(device_models_uri, TARGETS_FILE).read_text())
+
+
+def weight_sparsity(saved_model_dir: str) -> float:
+    """The fraction of exact zeros among the dense kernels and embeddings (what pruning sets)."""
+    weights = [
+        v.numpy()
+        for v in tf.saved_model.load(saved_model_dir).variables
+        if "kernel" in v.name or "embeddings" in v.name
+    ]
+    total = sum(w.size for w in weights)
+    return float(sum(int(np.count_nonzero(w == 0)) for w in weights) / total) if total else 0.0
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        output = artifact_utils.get_single_instance(output_dict["device_models"])
+        out_dir = Path(output.uri)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not is_blessed(input_dict["model_blessing"]):
+            logging.info("The Evaluator did not bless the model: nothing is exported")
+            output.set_int_custom_property(EXPORTED_PROPERTY, 0)
+            (out_dir / TARGETS_FILE).write_text(
+                json.dumps({"exported": False, "reason": "the Evaluator did not bless the model"}, indent=1)
+            )
+            return
+        spec = ProblemSpec.from_config(json.loads(exec_properties["problem_spec"]))
+        model_dir = path_utils.serving_model_path(artifact_utils.get_single_uri(input_dict["model"]))
+        tft_output = tft.TFTransformOutput(artifact_utils.get_single_uri(input_dict["transform_graph"]))
+        examples = input_dict["examples"]
+        report = TargetExporter(spec, model_dir, tft_output, examples, out_dir, self._get_tmp_dir()).run()
+        report["spans"] = sorted({custom_int(e, "span") for e in examples})
+        report["model_uri"] = artifact_utils.get_single_uri(input_dict["model"])
+        (out_dir / TARGETS_FILE).write_text(json.dumps(report, indent=1))
+        output.set_int_custom_property(EXPORTED_PROPERTY, 1)
+
+
+class TargetExporter:
+    """Builds every target the spec asks for under `out_dir` and checks each on the test split."""
+
+    def __init__(
+        self,
+        spec: ProblemSpec,
+        model_dir: str,
+        tft_output: tft.TFTransformOutput,
+        examples: list[types.Artifact],
+        out_dir: Path,
+        tmp_dir: str,
+    ):
+        self.spec, self.model_dir, self.tft_output = spec, model_dir, tft_output
+        self.examples, self.out_dir, self.tmp_dir = examples, out_dir, tmp_dir
+        self.calls = spec.deployment.parity.latency_calls
+        self.reference = runtimes.TensorFlowRuntime(model_dir)
+        signature = tf.saved_model.load(model_dir).signatures[RAW_SIGNATURE]
+        self.input_dtypes = {name: s.dtype for name, s in signature.structured_input_signature[1].items()}
+        serialized = parity.read_serialized(parity.split_records(examples, parity.TEST_SPLIT))
+        if not serialized:
+            raise ValueError("the test split is empty: no row to check the deployment targets on")
+        self.inputs, parsed = parity.raw_inputs(serialized, tft_output, self.input_dtypes)
+        self.labels = parity.labels(parsed, tft_output, spec)
+        self.reference_predictions = self.reference.predict(self.inputs)
+        self.reference_metric = parity.metric_value(spec, self.labels, self.reference_predictions)
+
+    def run(self) -> dict:
+        reports = [self._savedmodel()]
+        for variant in self.spec.deployment.tflite:
+            report = TargetReport("tflite", variant, f"tflite/{variant}.tflite", runtimes.TFLiteRuntime.name)
+            reports.append(self._build(report, self._tflite))
+        if self.spec.deployment.tfjs:
+            raw_only = os.path.join(self.tmp_dir, "raw_only_saved_model")
+            converters.write_raw_only_saved_model(self.model_dir, raw_only)
+            for variant in self.spec.deployment.tfjs:
+                report = TargetReport("tfjs", variant, f"tfjs/{variant}", runtimes.TfjsNodeRuntime.name)
+                reports.append(self._build(report, lambda r, source=raw_only: self._tfjs(r, source)))
+        pruning = self.spec.deployment.pruning
+        return {
+            "exported": True,
+            "metric": self.spec.metric.name,
+            "higher_is_better": self.spec.metric.higher_is_better,
+            "tolerance": self.spec.deployment.parity.tolerance,
+            "test_rows": len(self.labels),
+            "latency_calls": self.calls,
+            "sparsity": {
+                "target": pruning.target_sparsity if pruning else None,
+                "reached": weight_sparsity(self.model_dir),
+            },
+            "targets": [r.to_json() for r in reports],
+        }
+
+    def _savedmodel(self) -> TargetReport:
+        timings = self.reference.latency_ms(self.inputs, self.calls)
+        logging.info(
+            "SavedModel: %s %.4f on %d test rows",
+            self.spec.metric.name,
+            self.reference_metric,
+            len(self.labels),
+        )
+        return TargetReport(
+            target="serving",
+            variant="savedmodel",
+            path="",
+            runtime=self.reference.name,
+            size_bytes=converters.size_bytes(Path(self.model_dir)),
+            metric=self.reference_metric,
+            max_abs_diff=0.0,
+            latency_ms_p50=parity.percentile(timings, 50),
+            latency_ms_p99=parity.percentile(timings, 99),
+            passed=True,
+        )
+
+    def _build(self, report: TargetReport, build: Callable[[TargetReport], None]) -> TargetReport:
+        """Runs one target's conversion and check; a target that fails is recorded, not raised."""
+        started = time.monotonic()
+        logging.info("%s: converting and checking", report.name)
+        try:
+            build(report)
+        except (runtimes.RuntimeFailure, ValueError, RuntimeError, OSError) as error:
+            report.passed, report.reason = False, f"{type(error).__name__}: {error}"
+        path = self.out_dir / report.path
+        report.size_bytes = converters.size_bytes(path) if path.exists() else 0
+        verdict = "passes" if report.passed else f"NOT pushed: {report.reason}"
+        logging.info("%s: %s (%.1fs)", report.name, verdict, time.monotonic() - started)
+        return report
+
+    def _tflite(self, report: TargetReport) -> None:
+        path = self.out_dir / report.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        calibration = lambda: parity.calibration_rows(self.examples, self.tft_output, self.input_dtypes)  # noqa: E731
+        path.write_bytes(converters.to_tflite(self.model_dir, report.variant, calibration))
+        runtime = runtimes.TFLiteRuntime(path)
+        self._judge(report, runtime.predict(self.inputs), runtime.latency_ms(self.inputs, self.calls))
+
+    def _tfjs(self, report: TargetReport, raw_only_saved_model: str) -> None:
+        destination = self.out_dir / report.path
+        converters.to_tfjs(raw_only_saved_model, str(destination), report.variant)
+        predictions, timings = runtimes.TfjsNodeRuntime(destination).run(self.inputs, self.calls)
+        self._judge(report, predictions, timings)
+
+    def _judge(self, report: TargetReport, predictions: np.ndarray, timings: list[float]) -> None:
+        predictions = predictions.reshape(self.reference_predictions.shape)
+        report.metric = parity.metric_value(self.spec, self.labels, predictions)
+        report.max_abs_diff = float(np.max(np.abs(predictions - self.reference_predictions)))
+        report.latency_ms_p50 = parity.percentile(timings, 50)
+        report.latency_ms_p99 = parity.percentile(timings, 99)
+        report.passed, report.reason = parity.passes(self.spec, self.reference_metric, report.metric)
