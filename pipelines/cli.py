@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -61,6 +62,8 @@ def explain(error: BaseException) -> str:
 
 
 def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -> None:
+    from pipelines import deployments
+
     print()
     print(f"Run {summary.run_id} of {summary.pipeline_name} finished in {seconds:.0f}s")
     executed = [node for node in summary.executed if not node.endswith("_resolver")]
@@ -80,6 +83,13 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
             print(f"    - {failure}")
     if summary.pushed_new:
         print(f"  pushed:   version {summary.pushed_version} -> {summary.pushed_path}")
+        manifest = deployments.read_manifest(summary.pushed_path)
+        if manifest.get("test_rows"):
+            print(
+                f"  targets on the {manifest['test_rows']} test rows (manifest.json in the version folder):"
+            )
+        for line in deployments.target_table(manifest):
+            print(f"    {line}")
     elif summary.pushed:
         print(f"  pushed:   nothing new (no change since version {summary.pushed_version} was pushed)")
     else:
@@ -146,6 +156,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     from components.atomic_pusher import models_config
+    from pipelines import deployments
 
     spec = load_spec(args.config, check_data=False)
     serving_dir = RunPaths.for_spec(spec.name, args.home).serving_dir
@@ -154,8 +165,32 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     except models_config.RollbackError as error:
         print(f"Not rolled back: {error}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"'{spec.name}': TF Serving now serves version {now} (was {was}); nothing was deleted.")
-    print(f"  {serving_dir.parent / models_config.MODELS_CONFIG}")
+    current = models_config.read_current(serving_dir.parent, serving_dir.name)
+    print(f"'{spec.name}': every target now serves version {now} (was {was}); nothing was deleted.")
+    for line in deployments.target_table(current.get("manifest", {})):
+        print(f"    {line}")
+    print(f"  TF Serving: {serving_dir.parent / models_config.MODELS_CONFIG}")
+    print(f"  devices and browsers: {serving_dir / models_config.CURRENT}")
+    return 0
+
+
+def _cmd_page(args: argparse.Namespace) -> int:
+    from pipelines import page_server
+
+    spec = load_spec(args.config, check_data=False)
+    serving_dir = RunPaths.for_spec(spec.name, args.home).serving_dir
+    try:
+        server = page_server.start(serving_dir.parent, port=args.port)
+    except page_server.PageError as error:
+        print(f"Cannot serve the page: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}/index.html?model={serving_dir.name}"
+    print(f"TF.js page for '{spec.name}': {url}  (Ctrl-C stops)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
     return 0
 
 
@@ -200,10 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--home", default=str(DEFAULT_HOME))
     check.add_argument("--span", type=int, help="span number (default: the newest)")
     check.set_defaults(handler=_cmd_check)
-    rollback = commands.add_parser("rollback", help="serve the version before the current one (TF Serving)")
+    rollback = commands.add_parser(
+        "rollback", help="serve the version before the current one, for every target"
+    )
     rollback.add_argument("--config", required=True, help="problem spec (YAML)")
     rollback.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep their outputs")
     rollback.set_defaults(handler=_cmd_rollback)
+    page = commands.add_parser("page", help="serve the TF.js page for the model in service on 127.0.0.1")
+    page.add_argument("--config", required=True, help="problem spec (YAML)")
+    page.add_argument("--home", default=str(DEFAULT_HOME))
+    page.add_argument("--port", type=int, default=8000)
+    page.set_defaults(handler=_cmd_page)
     simulate = commands.add_parser("simulate", help="replay the taxi data quarter by quarter through Airflow")
     simulate.add_argument(
         "--config", default="config/taxi_replay.yaml", help="a spanned spec (repo-relative)"

@@ -1,0 +1,86 @@
+// Loads the TF.js model in service for ?model=<name> (default: taxi) and predicts from a form of the
+// raw features. Everything comes from this server: serving/<model>/current.json names the version in
+// service and its targets; the graph model's signature names the features and their types.
+'use strict';
+
+const params = new URLSearchParams(window.location.search);
+const modelName = params.get('model') || 'taxi';
+const preferred = params.get('variant') || 'float32';
+const statusLine = document.getElementById('status');
+const form = document.getElementById('features');
+const output = document.getElementById('prediction');
+
+function featureInputs(model) {
+  return Object.entries(model.signature.inputs)
+    .filter(([, info]) => info.dtype !== 'DT_RESOURCE')
+    .map(([name, info]) => ({ tensorName: name, feature: name.split(':')[0], text: info.dtype === 'DT_STRING' }))
+    .sort((a, b) => a.feature.localeCompare(b.feature));
+}
+
+function buildForm(features) {
+  for (const { feature, text } of features) {
+    const label = document.createElement('label');
+    label.htmlFor = feature;
+    label.textContent = feature;
+    const input = document.createElement('input');
+    input.id = feature;
+    input.name = feature;
+    input.type = text ? 'text' : 'number';
+    if (!text) input.step = 'any';
+    form.append(label, input);
+  }
+  const button = document.createElement('button');
+  button.type = 'submit';
+  button.id = 'predict';
+  button.textContent = 'Predict';
+  form.append(button);
+  form.hidden = false;
+}
+
+async function predict(model, features) {
+  const inputs = {};
+  for (const { tensorName, feature, text } of features) {
+    const raw = document.getElementById(feature).value.trim();
+    inputs[tensorName] = text
+      ? tf.tensor([raw], [1, 1], 'string')
+      : tf.tensor([raw === '' ? NaN : Number(raw)], [1, 1], 'float32');
+  }
+  const outputInfo = model.signature.outputs.predictions || Object.values(model.signature.outputs)[0];
+  const executed = await model.executeAsync(inputs, [outputInfo.name]);
+  const result = Array.isArray(executed) ? executed[0] : executed;
+  const values = Array.from(await result.data());
+  tf.dispose([result, ...Object.values(inputs)]);
+  return values;
+}
+
+async function main() {
+  document.getElementById('model-name').textContent = modelName;
+  const current = await (await fetch(`serving/${modelName}/current.json`, { cache: 'no-store' })).json();
+  const tfjsTargets = (current.manifest.targets || []).filter((t) => t.target === 'tfjs' && t.pushed);
+  if (tfjsTargets.length === 0) throw new Error(`version ${current.version} has no TF.js model`);
+  const target = tfjsTargets.find((t) => t.variant === preferred) || tfjsTargets[0];
+  const url = `serving/${modelName}/${current.version}/${target.path}/model.json`;
+  const model = await tf.loadGraphModel(url);
+  const features = featureInputs(model);
+  buildForm(features);
+  statusLine.textContent = `Version ${current.version}, TF.js ${target.variant} ` +
+    `(${(target.size_bytes / 1e3).toFixed(0)} kB, test ${current.manifest.metric} ${target.metric.toFixed(4)}).`;
+  statusLine.dataset.version = current.version;
+  statusLine.dataset.variant = target.variant;
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    output.classList.remove('error');
+    try {
+      const values = await predict(model, features);
+      output.value = values.map((v) => v.toFixed(6)).join(', ');
+    } catch (error) {
+      output.classList.add('error');
+      output.value = `error: ${error.message}`;
+    }
+  });
+}
+
+main().catch((error) => {
+  statusLine.classList.add('error');
+  statusLine.textContent = `Cannot load the model: ${error.message}`;
+});
