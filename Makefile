@@ -14,11 +14,14 @@ export TF_USE_LEGACY_KERAS := 1
 export UV_PYTHON_DOWNLOADS := never
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help install browser demo simulate airflow airflow-production test test-fast lint clean
+.PHONY: help install browser compose-check page rollback demo simulate airflow airflow-production test test-fast lint clean
 
 help:
 	@echo "make demo       install, then train, evaluate and push the Chicago taxi model"
 	@echo "make simulate   replay the taxi data quarter by quarter through the Airflow DAGs (timeline)"
+	@echo "make page       serve the TF.js page for the model in service on 127.0.0.1:8000"
+	@echo "make rollback   serve the previous version, for every target"
+	@echo "make compose-check  validate docker/compose.yaml (no Docker engine needed)"
 	@echo "make airflow    airflow standalone on 127.0.0.1:8080 with this repo's DAGs (login required)"
 	@echo "make test       install, then run the whole test suite"
 	@echo "make test-fast  the tests that do not run whole pipelines"
@@ -35,7 +38,18 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
 	touch $@
 
-install: $(VENV)/.installed
+# Node.js runs the TF.js targets (parity checks, tests); Debian's nodejs/npm when the machine has none.
+NODE := $(shell command -v node 2>/dev/null || echo /usr/bin/node)
+$(NODE):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+
+# @tensorflow/tfjs, exactly as package-lock.json pins it.
+node_modules/.installed: package.json package-lock.json | $(NODE)
+	npm ci --no-audit --no-fund
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
 
 # Debian's Chromium, for the browser tests (Airflow's grid view, pages); root or sudo, no prompts.
 CHROMIUM := /usr/bin/chromium
@@ -45,6 +59,16 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 browser: $(CHROMIUM)
+
+# Debian's docker-compose parses and validates docker/compose.yaml without a Docker engine.
+COMPOSE := /usr/bin/docker-compose
+$(COMPOSE):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
+
+compose-check: $(COMPOSE)
+	POSTGRES_PASSWORD=check AIRFLOW_SECRET_KEY=check AIRFLOW_ADMIN_PASSWORD=check \
+		$(COMPOSE) -f docker/compose.yaml config --quiet && echo "docker/compose.yaml is valid"
 
 demo: install
 	$(PY) -m pipelines run --config config/taxi.yaml --home $(HOME_DIR)
@@ -58,7 +82,13 @@ airflow: install
 airflow-production: install
 	$(PY) -m pipelines airflow --profile production
 
-test: install browser
+page: install
+	$(PY) -m pipelines page --config config/taxi.yaml --home $(HOME_DIR)
+
+rollback: install
+	$(PY) -m pipelines rollback --config config/taxi.yaml --home $(HOME_DIR)
+
+test: install browser $(COMPOSE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install

@@ -31,11 +31,16 @@ SMALL_TRAINING = {
 }
 
 
+# One device target keeps the ModelExporter in every pipeline test; tests/test_deployment.py builds all.
+SMALL_DEPLOYMENT = {"tflite": ["float32"], "tfjs": []}
+
+
 def write_taxi_spec(folder: Path, source: Path, threshold: float = 0.7, **changes) -> Path:
-    """The taxi spec on `source` with a small training budget."""
+    """The taxi spec on `source` with a small training budget and one device target."""
     spec = yaml.safe_load(TAXI_SPEC.read_text())
     spec["data"]["source"] = str(source)
     spec["training"] = dict(SMALL_TRAINING)
+    spec["deployment"] = dict(SMALL_DEPLOYMENT)
     spec["metric"] = {"name": "auc", "threshold": threshold}
     spec.update(changes)
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
-from components.atomic_pusher.executor import TEMP_PREFIX, next_version, publish_atomically
+from components.atomic_pusher import models_config
+from components.atomic_pusher.executor import (
+    TEMP_PREFIX,
+    build_manifest,
+    next_version,
+    publish_atomically,
+    stage_device_targets,
+)
 
 
 def make_model(folder) -> str:
@@ -54,3 +63,74 @@ def test_failure_mid_copy_leaves_no_partial_version(tmp_path):
     assert len(copied) >= 2  # the copy really was under way when the disk filled up
     assert sorted(os.listdir(serving)) == [first]
     assert not [name for name in os.listdir(serving) if name.startswith(TEMP_PREFIX)]
+
+
+def device_targets(folder) -> tuple[str, dict]:
+    """A ModelExporter output: a passing TFLite model and a TF.js model that failed its parity check."""
+    (folder / "tflite").mkdir(parents=True)
+    (folder / "tflite" / "int8.tflite").write_bytes(os.urandom(2048))
+    (folder / "tfjs" / "uint8").mkdir(parents=True)
+    (folder / "tfjs" / "uint8" / "model.json").write_text("{}")
+    targets = {
+        "exported": True,
+        "metric": "auc",
+        "tolerance": 0.01,
+        "targets": [
+            {"target": "serving", "variant": "savedmodel", "path": "", "passed": True, "reason": ""},
+            {
+                "target": "tflite",
+                "variant": "int8",
+                "path": "tflite/int8.tflite",
+                "passed": True,
+                "reason": "",
+            },
+            {
+                "target": "tfjs",
+                "variant": "uint8",
+                "path": "tfjs/uint8",
+                "passed": False,
+                "reason": "auc 0.80",
+            },
+        ],
+    }
+    return str(folder), targets
+
+
+def test_version_holds_the_targets_that_passed_and_a_manifest(tmp_path):
+    model = make_model(tmp_path / "model")
+    device_uri, targets = device_targets(tmp_path / "device")
+
+    def complete(staging: str, version: str) -> None:
+        manifest = build_manifest("taxi", version, targets, {"pipeline_run_id": "run-1"})
+        stage_device_targets(device_uri, manifest, staging)
+        (Path(staging) / "manifest.json").write_text(json.dumps(manifest))
+
+    version, path = publish_atomically(model, str(tmp_path / "serving" / "taxi"), complete=complete)
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    pushed = {t["variant"]: t["pushed"] for t in manifest["targets"]}
+    assert pushed == {"savedmodel": True, "int8": True, "uint8": False}
+    assert manifest["version"] == int(version) and manifest["source"]["pipeline_run_id"] == "run-1"
+    assert (Path(path) / "tflite" / "int8.tflite").read_bytes() == (
+        tmp_path / "device/tflite/int8.tflite"
+    ).read_bytes()
+    assert not (Path(path) / "tfjs").exists()  # failed parity: not pushed, the reason is in the manifest
+    assert [t["reason"] for t in manifest["targets"] if not t["pushed"]] == ["auc 0.80"]
+
+
+def test_failure_while_adding_device_targets_leaves_no_partial_version(tmp_path):
+    model = make_model(tmp_path / "model")
+    serving = tmp_path / "serving" / "taxi"
+    first, _ = publish_atomically(model, str(serving))
+    models_config.make_current(serving.parent, "taxi", int(first))
+    before = models_config.read_current(serving.parent, "taxi")
+
+    def fails_mid_copy(staging: str, version: str) -> None:
+        (Path(staging) / "tflite").mkdir()
+        (Path(staging) / "tflite" / "float32.tflite").write_bytes(b"half")
+        raise OSError(5, "Input/output error")
+
+    with pytest.raises(OSError, match="Input/output"):
+        publish_atomically(model, str(serving), complete=fails_mid_copy)
+    assert sorted(os.listdir(serving)) == sorted([first, models_config.CURRENT])
+    assert models_config.read_current(serving.parent, "taxi") == before
+    assert models_config.current_versions(serving.parent) == {"taxi": int(first)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +195,6 @@ def test_model_below_the_metric_threshold_is_not_pushed(tmp_path, taxi_slice):
     assert summary.pushed is False
     assert any("auc" in failure and "0.999" in failure for failure in summary.validation_failures)
     assert versions(RunPaths.for_spec(spec.name, tmp_path / "home").serving_dir) == []
+    device_models = Path(summary.outputs["ModelExporter"]["device_models"][0])
+    assert json.loads((device_models / "targets.json").read_text())["exported"] is False
+    assert sorted(p.name for p in device_models.iterdir()) == ["targets.json"]  # nothing converted

@@ -210,3 +210,25 @@ def test_spanned_source_before_any_span_landed(tmp_path):
 def test_span_token_only_once(tmp_path):
     data = {**VALID["data"], "source": "span-{SPAN}/part-{SPAN}.csv"}
     assert "field 'data.source'" in error_for(write_spec(tmp_path, {"data": data}))
+
+
+def test_deployment_defaults_build_every_target():
+    deployment = load_spec(TAXI_SPEC).deployment
+    assert deployment.tflite == ["float32", "dynamic", "int8"]
+    assert deployment.tfjs == ["float32", "uint8"]
+    assert deployment.parity.tolerance == 0.01
+
+
+def test_unknown_tflite_variant_is_named(tmp_path):
+    message = error_for(write_spec(tmp_path, {"deployment": {"tflite": ["float32", "int4"]}}))
+    assert "field 'deployment.tflite.1'" in message and "'int8'" in message
+
+
+def test_variant_listed_twice(tmp_path):
+    message = error_for(write_spec(tmp_path, {"deployment": {"tfjs": ["uint8", "uint8"]}}))
+    assert "field 'deployment.tfjs'" in message and "uint8 listed more than once" in message
+
+
+def test_pruning_sparsity_must_be_a_fraction(tmp_path):
+    message = error_for(write_spec(tmp_path, {"deployment": {"pruning": {"target_sparsity": 1.5}}}))
+    assert "field 'deployment.pruning.target_sparsity'" in message and "less than 1" in message

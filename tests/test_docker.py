@@ -1,0 +1,95 @@
+"""docker/: the compose file parses with Debian's docker-compose (no engine needed here) and wires
+PostgreSQL, Airflow, TF Serving and the TF.js page the way the pipeline writes its outputs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+COMPOSE_FILE = REPO_ROOT / "docker" / "compose.yaml"
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-secret",
+    "AIRFLOW_SECRET_KEY": "key",
+    "AIRFLOW_ADMIN_PASSWORD": "admin-pw",
+}
+
+
+def compose_config(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    compose = shutil.which("docker-compose")
+    assert compose, "Debian's docker-compose is missing: `make test` installs it with apt-get"
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS} | environment
+    return subprocess.run(
+        [compose, "-f", str(COMPOSE_FILE), "config"], capture_output=True, text=True, env=env, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    done = compose_config({**SECRETS, "BLUEPRINT_DATA": "/srv/blueprint"})
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def test_compose_file_has_every_service(config):
+    assert set(config["services"]) == {
+        "postgres",
+        "airflow-init",
+        "airflow-webserver",
+        "airflow-scheduler",
+        "tf-serving",
+        "tfjs-page",
+    }
+
+
+def test_tf_serving_reads_the_pushed_models_and_their_config(config):
+    serving = config["services"]["tf-serving"]
+    assert serving["image"].startswith("tensorflow/serving:")
+    assert "--model_config_file=/models/models.config" in serving["command"]
+    assert any(v.startswith("/srv/blueprint/serving:/models:ro") for v in serving["volumes"])
+    page = config["services"]["tfjs-page"]
+    assert any(v.startswith("/srv/blueprint/serving:/serving:ro") for v in page["volumes"])
+    assert page["build"]["dockerfile"] == "docker/Dockerfile.page"
+
+
+def test_airflow_runs_the_blueprint_image_on_postgres(config):
+    for name in ("airflow-webserver", "airflow-scheduler", "airflow-init"):
+        service = config["services"][name]
+        assert service["build"]["dockerfile"] == "docker/Dockerfile"
+        env = service["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
+            "postgresql+psycopg2://airflow:pg-secret@postgres:5432/airflow"
+        )
+        assert env["AIRFLOW__WEBSERVER__SECRET_KEY"] == "key"
+        assert any(v.startswith("/srv/blueprint:/data") for v in service["volumes"])
+    assert "--skip-serve-logs" in config["services"]["airflow-scheduler"]["command"]
+
+
+def test_every_port_is_published_on_loopback_only(config):
+    published = [port for service in config["services"].values() for port in service.get("ports", [])]
+    assert published
+    for port in published:
+        text = port if isinstance(port, str) else f"{port.get('host_ip')}:{port.get('published')}"
+        assert text.startswith("127.0.0.1:"), port
+
+
+def test_compose_refuses_to_start_without_secrets():
+    done = compose_config({})
+    assert done.returncode != 0
+    assert "POSTGRES_PASSWORD" in done.stderr
+
+
+def test_image_installs_from_the_same_lock():
+    dockerfile = (REPO_ROOT / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.10-bookworm$", dockerfile, re.MULTILINE)
+    assert "COPY pyproject.toml uv.lock" in dockerfile and "uv sync --frozen" in dockerfile
+    assert "npm ci" in dockerfile and "package-lock.json" in dockerfile
+    page = (REPO_ROOT / "docker" / "Dockerfile.page").read_text()
+    assert "tf.min.js" in page and "docker/page/" in page
