@@ -20,7 +20,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components.model import PREDICTIONS_KEY
-from components.preprocessing import MISSING_INDEX, Z_CLIP, resolve_kind, vocabulary_name
+from components.preprocessing import MISSING_INDEX, resolve_kind, vocabulary_name
 from pipelines.spec import FeatureKind, ProblemSpec, TaskType
 
 RAW_SIGNATURE = "serving_raw"
@@ -132,7 +132,6 @@ class RawTransform(tf.Module):
                 safe = tf.where(present, value, tf.zeros_like(value))
                 centered = safe - tf.constant(m.center, tf.float32)
                 scaled = centered * tf.constant(m.scale, tf.float32) + tf.constant(m.offset, tf.float32)
-                scaled = tf.clip_by_value(scaled, -Z_CLIP, Z_CLIP)
                 missing = tf.fill(tf.shape(value), tf.constant(m.missing, tf.float32))
                 out[name] = tf.where(present, scaled, missing)
             else:

@@ -11,6 +11,25 @@ import tf_keras as keras
 from pipelines.spec import ProblemSpec, TaskType, TrainingSpec
 
 PREDICTIONS_KEY = "predictions"
+# Numeric inputs (z-scores) are clipped to +-Z_CLIP standard deviations: a few extreme outliers (a
+# 20-hour taxi trip) would otherwise stretch the first layer's input range, which int8 quantization
+# shares across every feature, and leave too few levels for ordinary values.
+Z_CLIP = 5.0
+
+
+@keras.utils.register_keras_serializable(package="blueprint")
+class ClipValues(keras.layers.Layer):
+    """Clips its input to [-limit, limit] (builtin MINIMUM/MAXIMUM ops in TFLite, and in TF.js)."""
+
+    def __init__(self, limit: float, **kwargs):
+        super().__init__(**kwargs)
+        self.limit = limit
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return tf.clip_by_value(inputs, -self.limit, self.limit)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "limit": self.limit}
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,7 @@ def build_model(
             encoded.append(keras.layers.Reshape((size,), name=f"{feature.name}_flat")(embedded))
         else:
             layer_input = keras.Input(shape=(1,), name=feature.name, dtype=tf.float32)
-            encoded.append(layer_input)
+            encoded.append(ClipValues(Z_CLIP, name=f"{feature.name}_clip")(layer_input))
         inputs[feature.name] = layer_input
     hidden = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
     for depth, units in enumerate(training.hidden_units):

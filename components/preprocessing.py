@@ -1,10 +1,8 @@
 """The Transform step, generated from the problem spec (`preprocessing_fn`, called by TFX Transform).
 
 Numeric features: a missing value becomes the training mean (or median), then the value is scaled to
-mean 0 / standard deviation 1 and clipped to +-Z_CLIP standard deviations. The clip keeps a few extreme
-outliers (a 20-hour taxi trip) from stretching the first layer's input range, which int8 quantization
-shares across every feature. Categorical features go through a vocabulary learnt on the training
-split with an explicit missing category and OOV buckets:
+mean 0 / standard deviation 1 (the model clips it, see `components/model.py`). Categorical features
+go through a vocabulary learnt on the training split with an explicit missing category and OOV buckets:
 
     index 0           the value is missing
     index 1 .. V      the V vocabulary entries, most frequent first
@@ -23,7 +21,6 @@ import tensorflow_transform as tft
 from pipelines.spec import FeatureKind, PreprocessingSpec, ProblemSpec, TaskType
 
 MISSING_INDEX = 0
-Z_CLIP = 5.0
 MISSING_TOKEN = "__blueprint_missing__"
 
 
@@ -91,8 +88,7 @@ def scale_numeric(column: tf.Tensor | tf.SparseTensor, options: PreprocessingSpe
         fill = mean
     values, present = _values_and_presence(column, tf.zeros([], column.dtype))
     filled = tf.where(present, tf.cast(values, tf.float32), fill)
-    z_score = tf.math.divide_no_nan(filled - mean, std)
-    return tf.reshape(tf.clip_by_value(z_score, -Z_CLIP, Z_CLIP), [-1, 1])
+    return tf.reshape(tf.math.divide_no_nan(filled - mean, std), [-1, 1])
 
 
 def _as_text(column: tf.Tensor | tf.SparseTensor) -> tf.Tensor | tf.SparseTensor:

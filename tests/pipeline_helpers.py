@@ -61,6 +61,7 @@ def serving_snapshot(serving_dir: Path) -> dict[str, str]:
 
 
 def versions(serving_dir: Path) -> list[str]:
+    """The versions TF Serving can see: numbered folders (not current.json, not `.incoming-*`)."""
     if not serving_dir.exists():
         return []
-    return sorted(p.name for p in serving_dir.iterdir())
+    return sorted(p.name for p in serving_dir.iterdir() if p.is_dir() and p.name.isdigit())

@@ -115,7 +115,7 @@ def test_training_dag_tasks_follow_the_pipeline(stream):
     assert dag.get_task(TRAINING_GATE).downstream_task_ids == {"span_window_resolver"}
     order = [task.task_id for task in dag.topological_sort()]
     assert order.index("span_window_resolver") < order.index("Transform") < order.index("Trainer")
-    assert order.index("Evaluator") < order.index("Pusher")
+    assert order.index("Evaluator") < order.index("ModelExporter") < order.index("Pusher")
 
 
 def test_training_dag_trains_and_pushes_with_the_form_values(stream, pool):
@@ -147,7 +147,7 @@ def test_a_span_from_the_same_distribution_is_ingested_without_retraining(stream
     assert summaries and "no feature drifted" in summaries[0].read_text()
     states = airflow.train_task_states(queued[0])
     assert states["CsvExampleGen"] == "success" and states["ExampleValidator"] == "success"
-    gated = ("span_window_resolver", "Transform", "Trainer", "Pusher")
+    gated = ("span_window_resolver", "Transform", "Trainer", "ModelExporter", "Pusher")
     assert {states[task] for task in gated} == {"skipped"}
     assert span in ingested_spans(paths), "the accepted span is in MLMD for later windows"
     assert serving_snapshot(paths.serving_dir) == served

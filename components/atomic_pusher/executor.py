@@ -23,7 +23,6 @@ from components.atomic_pusher import models_config
 from components.model_exporter.executor import read_targets
 
 TEMP_PREFIX = ".incoming-"
-MANIFEST = "manifest.json"
 DEVICE_MODELS_KEY = "device_models"
 
 
@@ -134,7 +133,7 @@ class Executor(pusher_executor.Executor):
             manifest = build_manifest(name, version, targets, source)
             if device_uri is not None and manifest.get("metric"):
                 stage_device_targets(device_uri, manifest, staging)
-            Path(staging, MANIFEST).write_text(json.dumps(manifest, indent=1))
+            Path(staging, models_config.MANIFEST).write_text(json.dumps(manifest, indent=1))
 
         version, serving_path = publish_atomically(model_path, base_directory, complete=complete)
         config = models_config.make_current(serving_root, name, int(version), reason="push")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 from tfx import types
@@ -18,7 +17,6 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.export import RAW_SIGNATURE
 from components.model_exporter import converters, parity, runtimes
 from components.model_exporter.parity import TargetReport
 from components.span_window import custom_int
@@ -38,13 +36,9 @@ def read_targets(device_models_uri: str) -> dict:
     return json.loads(Path(device_models_uri, TARGETS_FILE).read_text())
 
 
-def weight_sparsity(saved_model_dir: str) -> float:
+def weight_sparsity(saved_model) -> float:
     """The fraction of exact zeros among the dense kernels and embeddings (what pruning sets)."""
-    weights = [
-        v.numpy()
-        for v in tf.saved_model.load(saved_model_dir).variables
-        if "kernel" in v.name or "embeddings" in v.name
-    ]
+    weights = [v.numpy() for v in saved_model.variables if "kernel" in v.name or "embeddings" in v.name]
     total = sum(w.size for w in weights)
     return float(sum(int(np.count_nonzero(w == 0)) for w in weights) / total) if total else 0.0
 
@@ -93,8 +87,7 @@ class TargetExporter:
         self.examples, self.out_dir, self.tmp_dir = examples, out_dir, tmp_dir
         self.calls = spec.deployment.parity.latency_calls
         self.reference = runtimes.TensorFlowRuntime(model_dir)
-        signature = tf.saved_model.load(model_dir).signatures[RAW_SIGNATURE]
-        self.input_dtypes = {name: s.dtype for name, s in signature.structured_input_signature[1].items()}
+        self.input_dtypes = self.reference.input_dtypes()
         serialized = parity.read_serialized(parity.split_records(examples, parity.TEST_SPLIT))
         if not serialized:
             raise ValueError("the test split is empty: no row to check the deployment targets on")
@@ -124,7 +117,7 @@ class TargetExporter:
             "latency_calls": self.calls,
             "sparsity": {
                 "target": pruning.target_sparsity if pruning else None,
-                "reached": weight_sparsity(self.model_dir),
+                "reached": weight_sparsity(self.reference.saved_model),
             },
             "targets": [r.to_json() for r in reports],
         }

@@ -54,7 +54,11 @@ class TensorFlowRuntime:
     name = "tensorflow"
 
     def __init__(self, saved_model_dir: str):
-        self._signature = tf.saved_model.load(saved_model_dir).signatures[RAW_SIGNATURE]
+        self.saved_model = tf.saved_model.load(saved_model_dir)
+        self._signature = self.saved_model.signatures[RAW_SIGNATURE]
+
+    def input_dtypes(self) -> dict[str, tf.DType]:
+        return {name: spec.dtype for name, spec in self._signature.structured_input_signature[1].items()}
 
     def _call(self, inputs: Inputs) -> np.ndarray:
         tensors = {name: tf.constant(values) for name, values in inputs.items()}
