@@ -163,8 +163,11 @@ def test_tflite_targets_need_only_builtin_ops(version_dir, test_rows):
         assert custom == [], (variant, custom)  # no Flex (TensorFlow) or custom ops
         # OpResolverType.BUILTIN: TFLite's own kernels, no Flex delegate.
         predictions = TFLiteRuntime(version_dir / "tflite" / f"{variant}.tflite").predict(inputs)
-        tolerance = 1e-4 if variant == "float32" else 0.1
-        assert np.max(np.abs(predictions - expected)) <= tolerance, variant
+        if variant == "float32":
+            assert np.max(np.abs(predictions - expected)) <= 1e-4
+        else:  # quantized: close to TF's on average and in the same order (the metric is checked above)
+            assert np.mean(np.abs(predictions - expected)) <= 0.05, variant
+            assert np.corrcoef(predictions[:, 0], expected[:, 0])[0, 1] >= 0.95, variant
 
 
 def test_tfjs_in_node_reproduces_tf(version_dir, test_rows):
