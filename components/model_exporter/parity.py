@@ -19,6 +19,7 @@ from pipelines.spec import ProblemSpec, TaskType
 TEST_SPLIT = "test"
 TRAIN_SPLIT = "train"
 CALIBRATION_ROWS = 500
+CALIBRATION_POOL = 50_000  # training rows read to draw the calibration rows from
 
 
 @dataclass
@@ -95,10 +96,12 @@ def labels(parsed: dict, tft_output: tft.TFTransformOutput, spec: ProblemSpec) -
 def calibration_rows(
     examples: list[types.Artifact], tft_output: tft.TFTransformOutput, input_dtypes: dict[str, tf.DType]
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Single training rows for int8 calibration (never test rows)."""
-    serialized = read_serialized(split_records(examples, TRAIN_SPLIT), CALIBRATION_ROWS)
-    inputs, _ = raw_inputs(serialized, tft_output, input_dtypes)
-    for index in range(len(serialized)):
+    """Single training rows for int8 calibration (never test rows), drawn at random from the split:
+    the first rows of a file are whatever order it was written in, not a sample."""
+    serialized = read_serialized(split_records(examples, TRAIN_SPLIT), CALIBRATION_POOL)
+    chosen = np.random.default_rng(0).permutation(len(serialized))[:CALIBRATION_ROWS]
+    inputs, _ = raw_inputs([serialized[i] for i in sorted(chosen)], tft_output, input_dtypes)
+    for index in range(len(chosen)):
         yield {name: values[index : index + 1] for name, values in inputs.items()}
 
 
