@@ -14,7 +14,7 @@ export TF_USE_LEGACY_KERAS := 1
 export UV_PYTHON_DOWNLOADS := never
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help install browser compose-check page rollback demo simulate airflow airflow-production test test-fast lint clean
+.PHONY: help install browser compose-check page rollback bench demo simulate airflow airflow-production test test-fast lint clean
 
 help:
 	@echo "make demo       install, then train, evaluate and push the Chicago taxi model"
@@ -25,6 +25,7 @@ help:
 	@echo "make airflow    airflow standalone on 127.0.0.1:8080 with this repo's DAGs (login required)"
 	@echo "make test       install, then run the whole test suite"
 	@echo "make test-fast  the tests that do not run whole pipelines"
+	@echo "make bench      benchmarks in bench/ (after make demo): serving targets so far"
 	@echo "make lint       ruff"
 	@echo "make clean      remove build/ (pushed models, artifacts, metadata)"
 
@@ -87,6 +88,10 @@ page: install
 
 rollback: install
 	$(PY) -m pipelines rollback --config config/taxi.yaml --home $(HOME_DIR)
+
+# The benchmarks in bench/ (each prints a markdown table and a JSON line); run `make demo` first.
+bench: install
+	$(PY) -m bench.serving --config config/taxi.yaml --home $(HOME_DIR)
 
 test: install browser $(COMPOSE)
 	$(PY) -m pytest $(PYTEST_ARGS)
