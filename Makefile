@@ -92,6 +92,7 @@ rollback: install
 # The benchmarks in bench/ (each prints a markdown table and a JSON line); run `make demo` first.
 bench: install
 	$(PY) -m bench.serving --config config/taxi.yaml --home $(HOME_DIR)
+	$(PY) -m bench.rerun --config config/taxi.yaml --home $(HOME_DIR)/bench/rerun
 
 test: install browser $(COMPOSE)
 	$(PY) -m pytest $(PYTEST_ARGS)
