@@ -67,9 +67,7 @@ def measure_target(target: dict, version_dir: Path, inputs, labels, spec, calls:
 
         batch_seconds = best_of(repeats, predict_all)
     return {
-        "target": target["target"]
-        if target["target"] == "serving"
-        else f"{target['target']}-{target['variant']}",
+        "target": parity.target_name(target),
         "runtime": runtime.name,
         "size_bytes": target["size_bytes"],
         "p50_ms": float(np.percentile(timings, 50)),

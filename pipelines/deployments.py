@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from components.atomic_pusher.models_config import read_manifest
+from components.model_exporter.parity import target_name
 
-from components.atomic_pusher.models_config import MANIFEST
-
-
-def read_manifest(version_dir: str | Path) -> dict:
-    path = Path(version_dir) / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else {}
+__all__ = ["read_manifest", "target_table"]
 
 
 def _size(size: int) -> str:
@@ -27,7 +22,7 @@ def target_table(manifest: dict) -> list[str]:
     header = f"{'target':18s} {'size':>10s} {metric:>8s} {'max diff':>9s} {'p50 ms':>7s}  pushed"
     lines = [header, "-" * len(header)]
     for target in manifest.get("targets", []):
-        name = "serving" if target["target"] == "serving" else f"{target['target']}-{target['variant']}"
+        name = target_name(target)
         pushed = "yes" if target.get("pushed") else f"no: {target.get('reason', '')}"
         lines.append(
             f"{name:18s} {_size(target.get('size_bytes', 0)):>10s} "

@@ -20,6 +20,7 @@ from components.examples import to_raw_inputs
 from components.export import RAW_SIGNATURE
 from components.model import PREDICTIONS_KEY
 from components.model_exporter.executor import read_targets
+from components.model_exporter.parity import target_name
 from components.model_exporter.runtimes import TfjsNodeRuntime, TFLiteRuntime
 from pipelines import cli, page_server
 from pipelines.cli import run_training
@@ -82,10 +83,7 @@ def manifest(version_dir) -> dict:
 
 
 def by_name(manifest: dict) -> dict[str, dict]:
-    return {
-        t["target"] if t["target"] == "serving" else f"{t['target']}-{t['variant']}": t
-        for t in manifest["targets"]
-    }
+    return {target_name(t): t for t in manifest["targets"]}
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,10 @@ def test_model_is_blessed_and_pushed_atomically(first_run, paths):
     assert Path(first_run.pushed_path) == paths.serving_dir / version
     served = models_config.current_versions(paths.serving_dir.parent)
     assert served == {paths.serving_dir.name: int(version)}, "TF Serving's models.config pins the push"
+    manifest = models_config.read_manifest(paths.serving_dir / version)
+    built = {(t["target"], t["variant"]) for t in manifest["targets"]}
+    assert built == {("serving", "savedmodel"), ("tflite", "float32")}, "only what the spec's deployment asks"
+    assert sorted(p.name for p in (paths.serving_dir / version / "tflite").iterdir()) == ["float32.tflite"]
 
 
 def test_pushed_model_answers_both_signatures_alike(first_run, paths, taxi_slice):

@@ -53,6 +53,12 @@ def current_versions(serving_root: Path) -> dict[str, int]:
     }
 
 
+def read_manifest(version_dir: Path | str) -> dict:
+    """A pushed version's `manifest.json` ({} for a version pushed without one)."""
+    path = Path(version_dir) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def read_current(serving_root: Path, model: str) -> dict:
     """`<model>/current.json`: {model, version, reason, manifest, history} ({} before the first push)."""
     path = serving_root / model / CURRENT
@@ -72,8 +78,7 @@ def _pin(serving_root: Path, model: str, version: int, reason: str) -> Path:
     was = current.get(model)
     current[model] = version
     config = _write(serving_root, current)
-    manifest_path = serving_root / model / str(version) / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_manifest(serving_root / model / str(version))
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     history = read_current(serving_root, model).get("history", [])
     history.append({"at": now, "reason": reason, "version": version, "was": was})

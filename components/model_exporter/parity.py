@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -20,6 +20,11 @@ TEST_SPLIT = "test"
 TRAIN_SPLIT = "train"
 CALIBRATION_ROWS = 500
 CALIBRATION_POOL = 50_000  # training rows read to draw the calibration rows from
+
+
+def target_name(target: dict) -> str:
+    """`serving` for the SavedModel, `<target>-<variant>` for a device model (tflite-int8, tfjs-uint8)."""
+    return target["target"] if target["target"] == "serving" else f"{target['target']}-{target['variant']}"
 
 
 @dataclass
@@ -37,11 +42,10 @@ class TargetReport:
     latency_ms_p99: float | None = None
     passed: bool = False
     reason: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
-        return self.target if self.target == "serving" else f"{self.target}-{self.variant}"
+        return target_name(asdict(self))
 
     def to_json(self) -> dict:
         return asdict(self)
