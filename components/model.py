@@ -112,8 +112,13 @@ def build_model(
             encoded.append(ClipValues(Z_CLIP, name=f"{feature.name}_clip")(layer_input))
         inputs[feature.name] = layer_input
     hidden = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
+    regularizer = (
+        keras.regularizers.L1L2(l1=training.l1, l2=training.l2) if training.l1 or training.l2 else None
+    )
     for depth, units in enumerate(training.hidden_units):
-        hidden = keras.layers.Dense(units, activation="relu", name=f"dense_{depth}")(hidden)
+        hidden = keras.layers.Dense(
+            units, activation="relu", kernel_regularizer=regularizer, name=f"dense_{depth}"
+        )(hidden)
         if training.dropout:
             hidden = keras.layers.Dropout(training.dropout, name=f"dropout_{depth}")(hidden)
     head = head_for(spec.task, outputs)

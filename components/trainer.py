@@ -95,20 +95,30 @@ def training_spec(custom_config: dict) -> ProblemSpec:
     return spec.model_copy(update={"training": training})
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    spec = training_spec(fn_args.custom_config)
-    tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=True)
-    validation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, spec, repeat=False)
-    model = build_model(feature_inputs(spec, tft_output), spec, outputs=output_count(spec, tft_output))
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=spec.training.early_stopping_patience,
-            restore_best_weights=True,
+TUNED_FIELDS = ("hidden_units", "dropout", "l1", "l2", "learning_rate", "epochs", "steps_per_epoch")
+
+
+def tuned_spec(spec: ProblemSpec, hyperparameters: dict | None) -> ProblemSpec:
+    """The spec with the Tuner's best values (network, regularization, learning rate, budget), if any."""
+    if not hyperparameters:
+        return spec
+    values = hyperparameters["values"]
+    update = {name: values[name] for name in TUNED_FIELDS if name in values}
+    logging.info("Final model with the tuned values: %s", update)
+    return spec.model_copy(update={"training": spec.training.model_copy(update=update)})
+
+
+def fit(model: keras.Model, spec: ProblemSpec, train: tf.data.Dataset, validation: tf.data.Dataset | None):
+    """Trains with early stopping on the eval split; the final model of a tuned run (trained on train +
+    eval, no validation data left) trains for the tuned number of epochs."""
+    callbacks = []
+    if validation is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=spec.training.early_stopping_patience, restore_best_weights=True
+            )
         )
-    ]
-    history = model.fit(
+    return model.fit(
         train,
         epochs=spec.training.epochs,
         steps_per_epoch=spec.training.steps_per_epoch,
@@ -116,6 +126,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         callbacks=callbacks,
         verbose=2,
     )
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    spec = tuned_spec(training_spec(fn_args.custom_config), fn_args.hyperparameters)
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=True)
+    validation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, spec, repeat=False)
+    model = build_model(feature_inputs(spec, tft_output), spec, outputs=output_count(spec, tft_output))
+    history = fit(model, spec, train, None if fn_args.hyperparameters else validation)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     if spec.deployment.pruning is not None:
         from components.pruning import prune

@@ -71,16 +71,20 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
     if summary.cached:
         print(f"  cached:   {', '.join(summary.cached)}")
     if summary.metrics:
-        print("  metrics on the eval split:")
+        print("  metrics on the test split (the final model, evaluated once):")
         for name, value in sorted(summary.metrics.items()):
             print(f"    {name:32s} {value:.4f}")
     goal = f"{spec.metric.name} {'>=' if spec.metric.higher_is_better else '<='} {spec.metric.threshold:g}"
+    if summary.power_message:
+        print(f"  dumb baseline: {summary.power_message}")
     if summary.blessed:
-        print(f"  blessed:  yes ({goal}, no regression against the model in production)")
+        print(f"  blessed:  yes ({goal}, beats the dumb baseline, no regression vs the model in production)")
     else:
-        print(f"  blessed:  no (needs {goal})")
+        print(f"  blessed:  no (needs {goal} and to beat the dumb baseline)")
         for failure in summary.validation_failures:
             print(f"    - {failure}")
+        if summary.power_message and summary.power_message.startswith("no statistical power"):
+            print(f"    - {summary.power_message}")
     if summary.pushed_new:
         print(f"  pushed:   version {summary.pushed_version} -> {summary.pushed_path}")
         manifest = deployments.read_manifest(summary.pushed_path)
@@ -94,6 +98,8 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
         print(f"  pushed:   nothing new (no change since version {summary.pushed_version} was pushed)")
     else:
         print("  pushed:   nothing new" + (" (not blessed)" if not summary.blessed else ""))
+    if summary.report_path:
+        print(f"  report:   {summary.report_path}")
     print(f"  serving:  {paths.serving_dir}  (TF Serving model base path)")
     print(f"  artifacts: {paths.pipeline_root}")
     print(f"  metadata: {paths.metadata_path}")

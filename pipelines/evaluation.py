@@ -10,7 +10,8 @@ import tensorflow_model_analysis as tfma
 from components.model import PREDICTIONS_KEY
 from pipelines.spec import ProblemSpec, TaskType
 
-EVAL_SPLIT = "eval"
+# The final model is evaluated once, on the test split (tuning and early stopping never see it).
+EVAL_SPLIT = "test"
 # spec metric name -> (TFMA/Keras metric class, its key in TFMA's results), per task where they differ
 _METRIC_CLASSES: dict[str, tuple[str, str]] = {
     "auc": ("AUC", "auc"),
@@ -81,8 +82,16 @@ def _metric_config(name: str, spec: ProblemSpec) -> tfma.MetricConfig:
             else tfma.MetricDirection.LOWER_IS_BETTER,
             absolute={"value": -1e-10 if higher else 1e-10},
         )
-        threshold = tfma.MetricThreshold(value_threshold=value, change_threshold=change)
-    return tfma.MetricConfig(class_name=class_name, config=json.dumps(config), threshold=threshold)
+        # Judged on the whole test split only: the per-slice figures are for the report.
+        threshold = tfma.PerSliceMetricThreshold(
+            slicing_specs=[tfma.SlicingSpec()],
+            threshold=tfma.MetricThreshold(value_threshold=value, change_threshold=change),
+        )
+    return tfma.MetricConfig(
+        class_name=class_name,
+        config=json.dumps(config),
+        per_slice_thresholds=[threshold] if threshold else [],
+    )
 
 
 def eval_config(spec: ProblemSpec) -> tfma.EvalConfig:
@@ -109,6 +118,7 @@ def eval_config(spec: ProblemSpec) -> tfma.EvalConfig:
         metrics_spec = tfma.MetricsSpec(metrics=metrics)
     return tfma.EvalConfig(
         model_specs=[model_spec],
-        slicing_specs=[tfma.SlicingSpec()],
+        slicing_specs=[tfma.SlicingSpec()]
+        + [tfma.SlicingSpec(feature_keys=[feature]) for feature in spec.evaluation.slices],
         metrics_specs=[metrics_spec],
     )

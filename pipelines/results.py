@@ -21,6 +21,8 @@ class RunSummary:
     metrics: dict[str, float] = field(default_factory=dict)
     validation_failures: list[str] = field(default_factory=list)
     blessed: bool | None = None
+    power_message: str | None = None  # the dumb-baseline comparison ("no statistical power: ...")
+    report_path: str | None = None  # the stakeholder report (report.html)
     pushed: bool | None = None
     pushed_version: str | None = None
     pushed_path: str | None = None
@@ -118,14 +120,24 @@ def _inputs_of(store, execution_id: int) -> dict[str, list]:
 def _read_results(store, summary: RunSummary, executions, node_of: dict[int, str]) -> None:
     by_node = {node_of.get(e.id): e for e in executions}
     evaluator = by_node.get("Evaluator")
+    gate = by_node.get("DumbBaselineGate")
+    report = by_node.get("Report")
     pusher = by_node.get("Pusher")
     if evaluator is not None:
         outputs = {key: found[0] for key, found in _output_artifacts(store, evaluator.id).items()}
         if "evaluation" in outputs:
             summary.metrics, summary.validation_failures = read_evaluation(outputs["evaluation"].uri)
-        if "blessing" in outputs:
-            blessed = outputs["blessing"].custom_properties.get("blessed")
-            summary.blessed = bool(blessed.int_value) if blessed else None
+    if gate is not None:
+        blessing = _output_artifacts(store, gate.id).get("blessing")
+        if blessing:
+            properties = blessing[0].custom_properties
+            summary.blessed = bool(properties["blessed"].int_value) if "blessed" in properties else None
+            if "power_message" in properties:
+                summary.power_message = properties["power_message"].string_value
+    if report is not None:
+        found = _output_artifacts(store, report.id).get("report")
+        if found:
+            summary.report_path = str(Path(found[0].uri) / "report.html")
     if pusher is not None:
         outputs = {key: found[0] for key, found in _output_artifacts(store, pusher.id).items()}
         pushed = outputs.get("pushed_model")

@@ -165,11 +165,81 @@ class TrainingSpec(_Strict):
     hidden_units: list[PositiveInt] = Field(default_factory=lambda: [64, 32])
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     learning_rate: Annotated[float, Field(gt=0)] = 0.001
+    l1: Annotated[float, Field(ge=0)] = 0.0
+    l2: Annotated[float, Field(ge=0)] = 0.0
     early_stopping_patience: PositiveInt = 3
 
     @property
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
+
+
+class EvaluationSpec(_Strict):
+    """How models are scored before the test split is touched, and what "beating the dumb baseline" means.
+
+    holdout scores on the eval split; kfold pools train + eval and rotates K validation folds;
+    iterated_kfold repeats K-fold `repetitions` times with a different shuffle each time. The test split
+    never takes part: the final model is evaluated on it once.
+    """
+
+    protocol: Literal["holdout", "kfold", "iterated_kfold"] = "holdout"
+    folds: Annotated[int, Field(ge=2, le=20)] = 5
+    repetitions: Annotated[int, Field(ge=1, le=20)] = 3
+    seed: int = 0
+    baseline_margin: Annotated[float, Field(ge=0)] = Field(
+        0.0,
+        description="how much the model must beat the dumb baseline by on the test split (in the metric's "
+        "units), as the lower end of a 95% bootstrap interval; 0 means 'better, with 95% confidence'",
+    )
+    test_gap: Annotated[float, Field(gt=0)] = Field(
+        0.05,
+        description="flag the final model when its test metric is worse than its validation metric by more "
+        "than this (absolute for AUC/accuracy-like metrics, relative for mse/mae)",
+    )
+    slices: list[str] = Field(default_factory=list, description="features to break the test metrics down by")
+
+    @property
+    def fold_count(self) -> int:
+        """Validation folds per repetition (1 for hold-out)."""
+        return 1 if self.protocol == "holdout" else self.folds
+
+    @property
+    def repetition_count(self) -> int:
+        return self.repetitions if self.protocol == "iterated_kfold" else 1
+
+    def describe(self) -> str:
+        if self.protocol == "holdout":
+            return "hold-out"
+        if self.protocol == "kfold":
+            return f"{self.folds}-fold"
+        return f"{self.repetitions}x iterated {self.folds}-fold"
+
+
+DEFAULT_CAPACITY_LADDER = [[16], [64, 32], [256, 128], [512, 256, 128]]
+
+
+class TuningSpec(_Strict):
+    """Scale up until it overfits, then regularize and tune (KerasTuner through TFX Tuner).
+
+    The capacity sweep trains each network of `capacity` in turn (narrow and shallow first) for up to
+    `max_epochs`, and stops at the first whose validation loss turns up. The tuner then searches
+    dropout, L1/L2, units and learning rate around that network for `trials` trials, each scored by
+    the evaluation protocol; the final model is retrained on train + eval with the best values.
+    """
+
+    trials: Annotated[int, Field(ge=1, le=200)] = 8
+    capacity: list[list[PositiveInt]] = Field(
+        default_factory=lambda: [list(u) for u in DEFAULT_CAPACITY_LADDER]
+    )
+    max_epochs: PositiveInt = 30
+    seed: int = 0
+
+    @field_validator("capacity")
+    @classmethod
+    def _ladder(cls, ladder: list[list[int]]) -> list[list[int]]:
+        if not ladder or any(not layers for layers in ladder):
+            raise ValueError("list one or more networks, each a non-empty list of layer widths like [64, 32]")
+        return ladder
 
 
 class VocabularySpec(_Strict):
@@ -245,6 +315,8 @@ class ProblemSpec(_Strict):
     split: SplitSpec = SplitSpec()
     metric: MetricSpec
     training: TrainingSpec = TrainingSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
+    tuning: TuningSpec | None = None
     preprocessing: PreprocessingSpec = PreprocessingSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     drift: DriftSpec = DriftSpec()
@@ -344,6 +416,7 @@ def check_against_data(spec: ProblemSpec, path: Path) -> None:
         ("features", list(spec.features or {})),
         ("exclude", spec.exclude),
         ("drift.features", list(spec.drift.features)),
+        ("evaluation.slices", spec.evaluation.slices),
     )
     for field, names in named:
         for name in names:

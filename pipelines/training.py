@@ -13,7 +13,10 @@ from tfx.types import standard_artifacts
 from components.atomic_pusher import AtomicPusher
 from components.baseline_resolver import PreviousBlessedModelStrategy
 from components.curated_schema_gen import CuratedSchemaGen
+from components.dumb_baseline_gate import DumbBaselineGate
 from components.model_exporter import ModelExporter
+from components.protocol_tuner import ProtocolTuner
+from components.report.component import StakeholderReportGen
 from components.span_window import EXAMPLES_KEY, WINDOW_NODE_ID, NewestSpansStrategy, WindowResolver
 from components.strict_example_validator import StrictExampleValidator
 from pipelines import evaluation
@@ -23,8 +26,10 @@ from pipelines.spec import ProblemSpec
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
+TUNER_FN = "components.tuning.tuner_fn"
 SPLITS = ("train", "eval", "test")
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+GATE_NODE_ID = "DumbBaselineGate"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -118,19 +123,37 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
     )
     # Bad data stops the run here: Transform waits for the validator, which fails on anomalies.
     transform.add_upstream_node(example_validator)
+    tuner = None
+    if spec.tuning is not None:
+        # Scale up until it overfits, then tune; scored by the evaluation protocol on train + eval only.
+        tuner = ProtocolTuner(
+            tuner_fn=TUNER_FN,
+            examples=training_examples,
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(splits=["train"]),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config=trainer_config,
+        ).with_id("Tuner")
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=spec.training.total_steps),
+        # A tuned run retrains the final model on train + eval with the best values.
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+        train_args=tfx.proto.TrainArgs(
+            splits=["train", "eval"] if tuner else ["train"], num_steps=spec.training.total_steps
+        ),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=trainer_config,
     )
     baseline = tfx.dsl.Resolver(
         strategy_class=PreviousBlessedModelStrategy,
         model=tfx.dsl.Channel(type=standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+        model_blessing=tfx.dsl.Channel(
+            type=standard_artifacts.ModelBlessing, producer_component_id=GATE_NODE_ID, output_key="blessing"
+        ),
         candidate=trainer.outputs["model"],
     ).with_id("baseline_model_resolver")
     evaluator = tfx.components.Evaluator(
@@ -140,17 +163,39 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         eval_config=evaluation.eval_config(spec),
         example_splits=[evaluation.EVAL_SPLIT],
     )
-    exporter = ModelExporter(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+    spec_json = json.dumps(spec.to_config())
+    gate = DumbBaselineGate(
         examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
-        problem_spec=json.dumps(spec.to_config()),
-        code_version=code_version(),
-    )
-    pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        problem_spec=spec_json,
+        code_version=code_version(),
+    ).with_id(GATE_NODE_ID)
+    exporter = ModelExporter(
+        model=trainer.outputs["model"],
+        model_blessing=gate.outputs["blessing"],
+        examples=training_examples,
+        transform_graph=transform.outputs["transform_graph"],
+        problem_spec=spec_json,
+        code_version=code_version(),
+    )
+    report = StakeholderReportGen(
+        statistics=statistics_gen.outputs["statistics"],
+        examples=training_examples,
+        transform_graph=transform.outputs["transform_graph"],
+        model_run=trainer.outputs["model_run"],
+        evaluation=evaluator.outputs["evaluation"],
+        blessing=gate.outputs["blessing"],
+        test_predictions=gate.outputs["test_predictions"],
+        device_models=exporter.outputs["device_models"],
+        tuner_results=tuner.outputs["tuner_results"] if tuner else None,
+        problem_spec=spec_json,
+        code_version=code_version(),
+    ).with_id("Report")
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=gate.outputs["blessing"],
         device_models=exporter.outputs["device_models"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(paths.serving_dir))
@@ -163,10 +208,13 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         example_validator,
         *([window] if window else []),
         transform,
+        *([tuner] if tuner else []),
         trainer,
         baseline,
         evaluator,
+        gate,
         exporter,
+        report,
         pusher,
     ]
 

@@ -1,0 +1,188 @@
+"""DumbBaselineGate executor: score the model and the dumb baseline on the test split, bless or not."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow_transform as tft
+from absl import logging
+from tfx import types
+from tfx.components.evaluator import constants
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components.model_exporter import parity
+from components.model_exporter.runtimes import TensorFlowRuntime
+from components.report import analysis
+from pipelines.spec import ProblemSpec, TaskType
+
+POWER_FILE = "power.json"
+PREDICTIONS_FILE = "test_predictions.npz"
+TRAIN_LABEL_ROWS = 200_000  # enough rows to estimate class priors or a mean
+
+
+@dataclass
+class BaselineComparison:
+    metric: str
+    description: str  # what the dumb baseline predicts
+    model_metric: float
+    dumb_metric: float
+    improvement_interval: tuple[float, float]
+    margin: float
+    statistical_power: bool
+    test_rows: int
+
+    @property
+    def message(self) -> str:
+        low, high = self.improvement_interval
+        interval = f"95% interval of the improvement [{low:.4f}, {high:.4f}]"
+        if self.statistical_power:
+            return (
+                f"beats the dumb baseline ({self.description}): {self.metric} {self.model_metric:.4f} vs "
+                f"{self.dumb_metric:.4f} on {self.test_rows} test rows, {interval} above {self.margin:g}"
+            )
+        return (
+            f"no statistical power: the model's {self.metric} is {self.model_metric:.4f} and the dumb "
+            f"baseline's ({self.description}) is {self.dumb_metric:.4f} on {self.test_rows} test rows; the "
+            f"{interval} does not clear evaluation.baseline_margin = {self.margin:g}"
+        )
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "message": self.message}
+
+
+def dumb_predictions(
+    spec: ProblemSpec, train_labels: np.ndarray, rows: int, width: int
+) -> tuple[np.ndarray, str]:
+    """What the trivial predictor says for every test row, from the training labels alone."""
+    if spec.task == TaskType.REGRESSION:
+        if spec.metric.name == "mae":
+            return np.full((rows, 1), np.median(train_labels[:, 0])), "the training median"
+        return np.full((rows, 1), np.mean(train_labels[:, 0])), "the training mean"
+    if spec.task == TaskType.MULTICLASS:
+        counts = np.bincount(train_labels[:, 0].astype(int), minlength=width)[:width]
+        return np.tile(counts / counts.sum(), (rows, 1)), "the class priors (the majority class)"
+    priors = train_labels.mean(axis=0, keepdims=True)
+    return np.tile(priors, (rows, 1)), "the class priors (the majority class)"
+
+
+def task_arrays(spec: ProblemSpec, labels: np.ndarray) -> np.ndarray:
+    """Labels in the shape `components.report.analysis` takes (a vector unless multilabel)."""
+    return labels if spec.task == TaskType.MULTILABEL else labels[:, 0]
+
+
+def prediction_arrays(spec: ProblemSpec, predictions: np.ndarray) -> np.ndarray:
+    if spec.task in (TaskType.BINARY, TaskType.REGRESSION):
+        return predictions[:, 0]
+    return predictions
+
+
+def compare(
+    spec: ProblemSpec, labels: np.ndarray, predictions: np.ndarray, dumb: np.ndarray, description: str
+):
+    name, task, higher = spec.metric.name, spec.task.value, spec.metric.higher_is_better
+    y, model, baseline = (
+        task_arrays(spec, labels),
+        prediction_arrays(spec, predictions),
+        prediction_arrays(spec, dumb),
+    )
+    interval = analysis.paired_improvement_interval(name, task, higher, y, model, baseline)
+    margin = spec.evaluation.baseline_margin
+    return BaselineComparison(
+        metric=name,
+        description=description,
+        model_metric=analysis.metric_value(name, task, y, model),
+        dumb_metric=analysis.metric_value(name, task, y, baseline),
+        improvement_interval=(float(interval[0]), float(interval[1])),
+        margin=margin,
+        statistical_power=bool(interval[0] > margin),
+        test_rows=len(y),
+    )
+
+
+def _text_safe(values: np.ndarray) -> np.ndarray:
+    """Object arrays of text become fixed-width unicode, so the file loads without pickle."""
+    return values.astype(str) if values.dtype == object else values
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        spec = ProblemSpec.from_config(json.loads(exec_properties["problem_spec"]))
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        tft_output = tft.TFTransformOutput(artifact_utils.get_single_uri(input_dict["transform_graph"]))
+        examples = input_dict["examples"]
+        runtime = TensorFlowRuntime(path_utils.serving_model_path(model.uri))
+        dtypes = runtime.input_dtypes()
+
+        serialized = parity.read_serialized(parity.split_records(examples, parity.TEST_SPLIT))
+        if not serialized:
+            raise ValueError("the test split is empty: the model cannot be compared with the dumb baseline")
+        inputs, parsed = parity.raw_inputs(serialized, tft_output, dtypes)
+        labels = parity.labels(parsed, tft_output, spec)
+        predictions = runtime.predict(inputs)
+        train = parity.read_serialized(parity.split_records(examples, parity.TRAIN_SPLIT), TRAIN_LABEL_ROWS)
+        train_labels = parity.labels(parity.raw_inputs(train, tft_output, {})[1], tft_output, spec)
+        dumb, description = dumb_predictions(spec, train_labels, len(labels), predictions.shape[1])
+        comparison = compare(spec, labels, predictions, dumb, description)
+
+        evaluator_blessed = (
+            artifact_utils.get_single_instance(input_dict["model_blessing"]).get_int_custom_property(
+                constants.ARTIFACT_PROPERTY_BLESSED_KEY
+            )
+            == 1
+        )
+        blessed = evaluator_blessed and comparison.statistical_power
+        logging.info("Dumb baseline: %s; blessed: %s", comparison.message, blessed)
+
+        out = artifact_utils.get_single_instance(output_dict["test_predictions"])
+        np.savez_compressed(
+            Path(out.uri) / PREDICTIONS_FILE,
+            labels=labels,
+            predictions=predictions,
+            dumb_predictions=dumb,
+            **{f"feature/{name}": _text_safe(values[:, 0]) for name, values in inputs.items()},
+        )
+        write_blessing(
+            artifact_utils.get_single_instance(output_dict["blessing"]),
+            model,
+            comparison,
+            blessed,
+            evaluator_blessed,
+        )
+
+
+def write_blessing(
+    blessing: types.Artifact,
+    model: types.Artifact,
+    comparison: BaselineComparison,
+    blessed: bool,
+    evaluator_blessed: bool,
+) -> None:
+    """A ModelBlessing like the Evaluator's (same properties and marker file), plus the comparison."""
+    folder = Path(blessing.uri)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {**comparison.to_json(), "evaluator_blessed": evaluator_blessed, "blessed": blessed}
+    (folder / POWER_FILE).write_text(json.dumps(record, indent=1))
+    (folder / (constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME)).write_text("")
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY, int(blessed))
+    blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+    blessing.set_int_custom_property("statistical_power", int(comparison.statistical_power))
+    blessing.set_float_custom_property("model_metric", comparison.model_metric)
+    blessing.set_float_custom_property("dumb_metric", comparison.dumb_metric)
+    blessing.set_string_custom_property("power_message", comparison.message)
+
+
+def read_power(blessing_uri: str) -> dict:
+    """The comparison a DumbBaselineGate wrote next to its blessing."""
+    return json.loads(Path(blessing_uri, POWER_FILE).read_text())

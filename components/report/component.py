@@ -1,0 +1,79 @@
+"""StakeholderReportGen component: what the run found, in one HTML file a product owner can read."""
+
+from __future__ import annotations
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.dumb_baseline_gate import TestPredictions
+from components.model_exporter.component import DeviceModels
+from components.report.executor import Executor
+
+
+class StakeholderReport(types.Artifact):
+    """`report.html` (self-contained, plots embedded) and `report.json` (the same figures as data)."""
+
+    TYPE_NAME = "StakeholderReport"
+
+
+class StakeholderReportGenSpec(ComponentSpec):
+    PARAMETERS = {
+        "problem_spec": ExecutionParameter(type=str),
+        "code_version": ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
+        "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
+        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
+        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        "test_predictions": ChannelParameter(type=TestPredictions),
+        "device_models": ChannelParameter(type=DeviceModels),
+        "tuner_results": ChannelParameter(type=standard_artifacts.TunerResults, optional=True),
+    }
+    OUTPUTS = {"report": ChannelParameter(type=StakeholderReport)}
+
+
+class StakeholderReportGen(base_component.BaseComponent):
+    """Writes the run's stakeholder report: the task and the data (rows, class balance, missing values,
+    target-leakage warnings), the dumb baseline against the model, test metrics with 95% bootstrap
+    intervals, confusion matrix, error rates across decision thresholds, the most confident failures,
+    per-slice metrics (the Evaluator's slices), learning curves, tuning trials, and each deployment
+    target's size and parity. It is written whether or not the model was blessed: it says why."""
+
+    SPEC_CLASS = StakeholderReportGenSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(
+        self,
+        statistics: types.BaseChannel,
+        examples: types.BaseChannel,
+        transform_graph: types.BaseChannel,
+        model_run: types.BaseChannel,
+        evaluation: types.BaseChannel,
+        blessing: types.BaseChannel,
+        test_predictions: types.BaseChannel,
+        device_models: types.BaseChannel,
+        problem_spec: str,
+        code_version: str,
+        tuner_results: types.BaseChannel | None = None,
+    ):
+        super().__init__(
+            spec=StakeholderReportGenSpec(
+                statistics=statistics,
+                examples=examples,
+                transform_graph=transform_graph,
+                model_run=model_run,
+                evaluation=evaluation,
+                blessing=blessing,
+                test_predictions=test_predictions,
+                device_models=device_models,
+                tuner_results=tuner_results,
+                problem_spec=problem_spec,
+                code_version=code_version,
+                report=types.Channel(type=StakeholderReport),
+            )
+        )

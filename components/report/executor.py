@@ -1,0 +1,393 @@
+"""StakeholderReportGen executor: gathers the run's figures from its artifacts and renders the report."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from absl import logging
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+
+from components.dumb_baseline_gate.executor import (
+    PREDICTIONS_FILE,
+    prediction_arrays,
+    read_power,
+    task_arrays,
+)
+from components.model_exporter import parity
+from components.model_exporter.parity import target_name
+from components.report import analysis
+from components.report.render import render_report
+from pipelines.spec import FeatureKind, ProblemSpec, TaskType
+
+REPORT_FILE = "report.html"
+REPORT_DATA_FILE = "report.json"
+LEAKAGE_ROWS = 20_000  # training rows sampled for the single-feature leakage check and the class balance
+SLICE_VALUES = 12  # most frequent values shown per slicing feature
+_DEFAULT_METRICS = {
+    TaskType.BINARY: ["auc", "auc_pr", "accuracy", "precision", "recall"],
+    TaskType.MULTICLASS: ["accuracy"],
+    TaskType.MULTILABEL: ["auc", "auc_pr"],
+    TaskType.REGRESSION: ["mse", "mae"],
+}
+
+
+def _uri(input_dict: dict[str, list[types.Artifact]], key: str) -> str | None:
+    artifacts = input_dict.get(key) or []
+    return artifacts[0].uri if artifacts else None
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        spec = ProblemSpec.from_config(json.loads(exec_properties["problem_spec"]))
+        data = ReportBuilder(spec, input_dict, self._context.pipeline_run_id if self._context else "").build()
+        out = Path(artifact_utils.get_single_uri(output_dict["report"]))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / REPORT_DATA_FILE).write_text(json.dumps(data, indent=1, default=_plain))
+        (out / REPORT_FILE).write_text(render_report(data), encoding="utf-8")
+        logging.info("Stakeholder report: %s", out / REPORT_FILE)
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class ReportBuilder:
+    """Builds the report's data dict (see components/report/render.py for its layout)."""
+
+    def __init__(self, spec: ProblemSpec, input_dict: dict[str, list[types.Artifact]], run_id: str):
+        self.spec, self.inputs, self.run_id = spec, input_dict, run_id
+        self.task = spec.task.value
+        saved = np.load(Path(_uri(input_dict, "test_predictions"), PREDICTIONS_FILE), allow_pickle=False)
+        self.labels = task_arrays(spec, saved["labels"])
+        self.predictions = prediction_arrays(spec, saved["predictions"])
+        self.test_features = {k.split("/", 1)[1]: saved[k] for k in saved.files if k.startswith("feature/")}
+        self.power = read_power(_uri(input_dict, "blessing"))
+
+    def build(self) -> dict:
+        spec = self.spec
+        return {
+            "title": f"{spec.name}: {spec.description or spec.task.value + ' task'}",
+            "spec_name": spec.name,
+            "task": self.task,
+            "description": spec.description,
+            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "run_id": self.run_id,
+            "metric": {
+                "name": spec.metric.name,
+                "higher_is_better": spec.metric.higher_is_better,
+                "threshold": spec.metric.threshold,
+            },
+            "verdict": self.verdict(),
+            "data": self.data_section(),
+            "baseline": {
+                "description": self.power["description"],
+                "dumb_metric": self.power["dumb_metric"],
+                "model_metric": self.power["model_metric"],
+                "improvement_interval": self.power["improvement_interval"],
+                "margin": self.power["margin"],
+                "statistical_power": self.power["statistical_power"],
+                "message": self.power["message"],
+            },
+            "test_metrics": self.test_metrics(),
+            "validation_vs_test": self.validation_vs_test(),
+            "confusion_matrix": self.confusion(),
+            "thresholds": (
+                analysis.threshold_table(self.labels, self.predictions)
+                if spec.task == TaskType.BINARY
+                else None
+            ),
+            "failures": self.failures(),
+            "slices": self.slices(),
+            "learning_curves": self.learning_curves(),
+            "tuning": self.tuning(),
+            "targets": self.targets(),
+            "residuals": self.residuals(),
+        }
+
+    def verdict(self) -> dict:
+        from pipelines.results import read_evaluation
+
+        _, failures = read_evaluation(_uri(self.inputs, "evaluation"))
+        reasons = [f"the Evaluator: {failure}" for failure in failures]
+        if not self.power["statistical_power"]:
+            reasons.append(self.power["message"])
+        return {"blessed": bool(self.power["blessed"]), "reasons": reasons}
+
+    # --- the data -------------------------------------------------------------------------------
+    def data_section(self) -> dict:
+        statistics = _split_statistics(_uri(self.inputs, "statistics"))
+        train_stats = statistics.get("train")
+        features, leakage, balance, summary = [], [], None, None
+        kinds = self._feature_kinds()
+        if train_stats is not None:
+            features = [_feature_row(name, kind, train_stats) for name, kind in kinds.items()]
+        values, train_labels = self._training_sample(kinds)
+        if len(train_labels):
+            leakage = analysis.leakage_warnings(self.task, values, task_arrays(self.spec, train_labels))
+            balance, summary = self._label_balance(train_labels)
+        for warning in leakage:
+            logging.warning("Target leakage: %s", warning["message"])
+        return {
+            "rows": {split: int(stats.num_examples) for split, stats in statistics.items()},
+            "features": features,
+            "label_balance": balance,
+            "label_summary": summary,
+            "leakage": leakage,
+        }
+
+    def _feature_kinds(self) -> dict[str, FeatureKind]:
+        from components.export import raw_feature_kinds
+
+        return raw_feature_kinds(self.spec, self._tft_output())
+
+    def _tft_output(self) -> tft.TFTransformOutput:
+        return tft.TFTransformOutput(_uri(self.inputs, "transform_graph"))
+
+    def _training_sample(self, kinds: dict[str, FeatureKind]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        tft_output = self._tft_output()
+        dtypes = {
+            name: tf.string if kind == FeatureKind.CATEGORICAL else tf.float32 for name, kind in kinds.items()
+        }
+        serialized = parity.read_serialized(
+            parity.split_records(self.inputs["examples"], parity.TRAIN_SPLIT), LEAKAGE_ROWS
+        )
+        if not serialized:
+            return {}, np.zeros((0, 1))
+        inputs, parsed = parity.raw_inputs(serialized, tft_output, dtypes)
+        values = {
+            name: (column[:, 0].astype(str) if column.dtype == object else column[:, 0])
+            for name, column in inputs.items()
+        }
+        return values, parity.labels(parsed, tft_output, self.spec)
+
+    def _label_balance(self, train_labels: np.ndarray) -> tuple[list[dict] | None, dict | None]:
+        if self.spec.task == TaskType.REGRESSION:
+            column = train_labels[:, 0]
+            summary = {"mean": column.mean(), "std": column.std(), "min": column.min(), "max": column.max()}
+            return None, {k: float(v) for k, v in summary.items()}
+        rows = len(train_labels)
+        balance = []
+        if self.spec.task == TaskType.MULTILABEL:
+            for index, label in enumerate(self.spec.label_columns):
+                positive = int(train_labels[:, index].sum())
+                balance.append({"label": label, "value": "1", "count": positive, "fraction": positive / rows})
+            return balance, None
+        values, counts = np.unique(train_labels[:, 0].astype(int), return_counts=True)
+        label = self.spec.label_columns[0]
+        for value, count in zip(values, counts, strict=True):
+            balance.append(
+                {"label": label, "value": str(value), "count": int(count), "fraction": count / rows}
+            )
+        return balance, None
+
+    # --- the model on the test split ------------------------------------------------------------
+    def test_metrics(self) -> list[dict]:
+        rows = []
+        for name in dict.fromkeys([self.spec.metric.name, *_DEFAULT_METRICS[self.spec.task]]):
+            try:
+                value = analysis.metric_value(name, self.task, self.labels, self.predictions)
+                interval = analysis.bootstrap_interval(name, self.task, self.labels, self.predictions)
+            except ValueError as error:
+                logging.warning("Test metric %s not computed: %s", name, error)
+                continue
+            rows.append({"name": name, "value": value, "interval": list(interval)})
+        return rows
+
+    def validation_vs_test(self) -> dict | None:
+        validation = self._validation_metric()
+        test = self.power["model_metric"]
+        if validation is None:
+            return {
+                "validation": None,
+                "test": test,
+                "flagged": False,
+                "message": "no validation figure to compare",
+            }
+        gap = self.spec.evaluation.test_gap
+        if self.spec.metric.higher_is_better:
+            flagged, worse = validation - test > gap, validation - test
+        else:
+            flagged, worse = test > validation * (1 + gap), test - validation
+        name = self.spec.metric.name
+        message = (
+            f"test {name} {test:.4f} is much worse than validation {validation:.4f}: the model selection may "
+            f"have overfitted the validation data (evaluation.test_gap = {gap:g})"
+            if flagged
+            else f"test {name} {test:.4f} vs validation {validation:.4f} (worse by {worse:.4f}): consistent"
+        )
+        if flagged:
+            logging.warning(message)
+        return {"validation": validation, "test": test, "flagged": bool(flagged), "message": message}
+
+    def _validation_metric(self) -> float | None:
+        protocol = self._protocol()
+        if protocol is not None and protocol["trials"]:
+            scores = [float(np.mean(r["fold_scores"])) for r in protocol["trials"].values()]
+            return max(scores) if self.spec.metric.higher_is_better else min(scores)
+        history = self._history()
+        key = f"val_{self.spec.metric.name}"
+        if key in history and history.get("val_loss"):
+            return float(history[key][int(np.argmin(history["val_loss"]))])
+        return None
+
+    def confusion(self) -> dict | None:
+        if self.spec.task == TaskType.REGRESSION:
+            return None
+        names = self.spec.label_columns if self.spec.task == TaskType.MULTILABEL else None
+        return analysis.confusion_matrix(self.task, self.labels, self.predictions, class_names=names)
+
+    def failures(self) -> list[dict]:
+        found = analysis.confident_failures(self.task, self.labels, self.predictions, k=10)
+        for failure in found:
+            failure["row"] = {
+                name: _plain(values[failure["index"]]) for name, values in self.test_features.items()
+            }
+        return found
+
+    def residuals(self) -> dict | None:
+        if self.spec.task != TaskType.REGRESSION:
+            return None
+        return {"labels": self.labels.tolist(), "predictions": self.predictions.tolist()}
+
+    def slices(self) -> list[dict] | None:
+        if not self.spec.evaluation.slices:
+            return None
+        import tensorflow_model_analysis as tfma
+
+        result = tfma.load_eval_result(_uri(self.inputs, "evaluation"))
+        found = []
+        for slice_key, by_output in result.slicing_metrics:
+            if len(slice_key) != 1:
+                continue
+            feature, value = slice_key[0]
+            metrics = {}
+            for output_name, by_sub_key in by_output.items():
+                for values in by_sub_key.values():
+                    for name, metric in values.items():
+                        if isinstance(metric, dict) and "doubleValue" in metric:
+                            metrics[f"{output_name}/{name}" if output_name else name] = float(
+                                metric["doubleValue"]
+                            )
+            count = int(metrics.pop("example_count", 0))
+            found.append({"feature": feature, "value": _text(value), "count": count, "metrics": metrics})
+        kept = []
+        for feature in self.spec.evaluation.slices:
+            rows = sorted((s for s in found if s["feature"] == feature), key=lambda s: -s["count"])
+            kept += rows[:SLICE_VALUES]
+        return kept
+
+    # --- training, tuning and deployment --------------------------------------------------------
+    def _history(self) -> dict:
+        from components.trainer import HISTORY_FILE
+
+        path = Path(_uri(self.inputs, "model_run"), HISTORY_FILE)
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _protocol(self) -> dict | None:
+        from components.protocol_tuner.executor import PROTOCOL_FILE
+
+        uri = _uri(self.inputs, "tuner_results")
+        return json.loads(Path(uri, PROTOCOL_FILE).read_text()) if uri else None
+
+    def learning_curves(self) -> dict | None:
+        protocol, history = self._protocol(), self._history()
+        sweep = protocol["capacity_sweep"] if protocol else []
+        final = {
+            "loss": history["loss"],
+            **({"val_loss": history["val_loss"]} if "val_loss" in history else {}),
+        }
+        if not sweep and not history:
+            return None
+        return {"capacity_sweep": sweep, "final": final if history else None}
+
+    def tuning(self) -> dict | None:
+        protocol = self._protocol()
+        if protocol is None:
+            return None
+        results = json.loads(Path(_uri(self.inputs, "tuner_results"), "tuner_results.json").read_text())
+        trials = [
+            {
+                "trial_id": row["trial_id"],
+                "score": row["score"],
+                "hyperparameters": {k: v for k, v in row.items() if k not in ("trial_id", "score")},
+            }
+            for row in results
+        ]
+        for trial in trials:
+            record = protocol["trials"].get(trial["trial_id"], {})
+            trial["hyperparameters"]["hidden_units"] = record.get("hidden_units")
+        return {
+            "protocol": protocol["protocol"],
+            "objective": protocol["objective"],
+            "trials": trials,
+            "best": trials[0]["hyperparameters"] if trials else {},
+        }
+
+    def targets(self) -> list[dict] | None:
+        from components.model_exporter.executor import read_targets
+
+        uri = _uri(self.inputs, "device_models")
+        report = read_targets(uri) if uri else {"exported": False}
+        if not report.get("exported"):
+            return None
+        return [
+            {
+                "name": target_name(target),
+                "size_bytes": target["size_bytes"],
+                "metric": target["metric"],
+                "max_abs_diff": target["max_abs_diff"],
+                "p50_ms": target["latency_ms_p50"],
+                "pushed": target["passed"],
+                "reason": target["reason"],
+            }
+            for target in report["targets"]
+        ]
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _split_statistics(uri: str | None) -> dict:
+    """Each split's DatasetFeatureStatistics from a StatisticsGen output."""
+    import tensorflow_data_validation as tfdv
+
+    found = {}
+    for split in ("train", "eval", "test"):
+        path = Path(uri or "", f"Split-{split}", "FeatureStats.pb")
+        if path.exists():
+            found[split] = tfdv.load_stats_binary(str(path)).datasets[0]
+    return found
+
+
+def _feature_row(name: str, kind: FeatureKind, statistics) -> dict:
+    for feature in statistics.features:
+        if feature.path.step and feature.path.step[-1] == name:
+            stats = feature.string_stats if feature.HasField("string_stats") else feature.num_stats
+            common = stats.common_stats
+            total = common.num_missing + common.num_non_missing
+            distinct = int(feature.string_stats.unique) if feature.HasField("string_stats") else None
+            return {
+                "name": name,
+                "kind": kind.value,
+                "missing_fraction": common.num_missing / total if total else 0.0,
+                "distinct": distinct,
+            }
+    return {"name": name, "kind": kind.value, "missing_fraction": None, "distinct": None}
