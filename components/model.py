@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -94,8 +95,11 @@ def build_model(
     spec: ProblemSpec,
     outputs: int = 1,
     training: TrainingSpec | None = None,
+    target_scale: tuple[float, float] | None = None,
 ) -> keras.Model:
-    """A dense network over the transformed features, with the head the task needs."""
+    """A dense network over the transformed features, with the head the task needs.
+
+    `target_scale` (regression only): the training label's (mean, standard deviation)."""
     training = training or spec.training
     inputs: dict[str, keras.Input] = {}
     encoded = []
@@ -122,10 +126,23 @@ def build_model(
         if training.dropout:
             hidden = keras.layers.Dropout(training.dropout, name=f"dropout_{depth}")(hidden)
     head = head_for(spec.task, outputs)
-    prediction = keras.layers.Dense(head.units, activation=head.activation, name=PREDICTIONS_KEY)(hidden)
+    if spec.task == TaskType.REGRESSION and target_scale is not None:
+        # The network predicts a standardized target; the last layer puts it back in the label's units,
+        # so a target in the hundreds does not take thousands of steps just to reach its scale.
+        mean, std = target_scale
+        standardized = keras.layers.Dense(1, name=f"{PREDICTIONS_KEY}_standardized")(hidden)
+        prediction = keras.layers.Rescaling(scale=std, offset=mean, name=PREDICTIONS_KEY)(standardized)
+    else:
+        prediction = keras.layers.Dense(head.units, activation=head.activation, name=PREDICTIONS_KEY)(hidden)
     model = keras.Model(inputs=inputs, outputs=prediction)
     compile_model(model, spec, training)
     return model
+
+
+def target_scale(labels: np.ndarray) -> tuple[float, float]:
+    """(mean, standard deviation) of regression labels; a constant label keeps a scale of 1."""
+    std = float(np.std(labels))
+    return float(np.mean(labels)), std if std > 0 else 1.0
 
 
 def compile_model(model: keras.Model, spec: ProblemSpec, training: TrainingSpec | None = None) -> None:

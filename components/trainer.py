@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -13,7 +14,7 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from components.export import raw_feature_kinds, save_with_signatures
-from components.model import FeatureInput, build_model
+from components.model import FeatureInput, build_model, target_scale
 from components.preprocessing import (
     LABEL_CLASSES_VOCABULARY,
     categorical_bucket_count,
@@ -95,6 +96,17 @@ def training_spec(custom_config: dict) -> ProblemSpec:
     return spec.model_copy(update={"training": training})
 
 
+TARGET_SCALE_BATCHES = 50
+
+
+def sampled_target_scale(spec: ProblemSpec, train: tf.data.Dataset) -> tuple[float, float] | None:
+    """A regression label's mean and standard deviation, from the first training batches."""
+    if spec.task != TaskType.REGRESSION:
+        return None
+    labels = [batch_labels.numpy() for _, batch_labels in train.take(TARGET_SCALE_BATCHES)]
+    return target_scale(np.concatenate(labels))
+
+
 TUNED_FIELDS = ("hidden_units", "dropout", "l1", "l2", "learning_rate", "epochs", "steps_per_epoch")
 
 
@@ -133,7 +145,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=True)
     validation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, spec, repeat=False)
-    model = build_model(feature_inputs(spec, tft_output), spec, outputs=output_count(spec, tft_output))
+    model = build_model(
+        feature_inputs(spec, tft_output),
+        spec,
+        outputs=output_count(spec, tft_output),
+        target_scale=sampled_target_scale(spec, train),
+    )
     history = fit(model, spec, train, None if fn_args.hyperparameters else validation)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     if spec.deployment.pruning is not None:

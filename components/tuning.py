@@ -21,11 +21,11 @@ import tf_keras as keras
 from absl import logging
 from tfx import v1 as tfx
 
-from components.model import FeatureInput, build_model
+from components.model import FeatureInput, build_model, target_scale
 from components.protocol import Arrays, Fold, arrays_from_dataset, fold_plan
 from components.trainer import feature_inputs, make_dataset, output_count, training_spec
 from pipelines import evaluation
-from pipelines.spec import ProblemSpec, TrainingSpec
+from pipelines.spec import ProblemSpec, TaskType, TrainingSpec
 
 DROPOUT_RANGE = (0.0, 0.5, 0.1)
 L1_CHOICES = [0.0, 1e-5, 1e-4]
@@ -119,15 +119,23 @@ def search_space(hp: kt.HyperParameters, base_units: list[int]) -> dict:
 class SpecHyperModel(kt.HyperModel):
     """The spec's network around the swept capacity, with the trial's regularization and learning rate."""
 
-    def __init__(self, spec: ProblemSpec, features: list[FeatureInput], outputs: int, base_units: list[int]):
+    def __init__(
+        self,
+        spec: ProblemSpec,
+        features: list[FeatureInput],
+        outputs: int,
+        base_units: list[int],
+        scale: tuple[float, float] | None,
+    ):
         super().__init__(name=f"{spec.name}_network")
         self.spec, self.features, self.outputs, self.base_units = spec, features, outputs, base_units
+        self.scale = scale
 
     def training(self, hp: kt.HyperParameters) -> TrainingSpec:
         return self.spec.training.model_copy(update=search_space(hp, self.base_units))
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
-        return build_model(self.features, self.spec, self.outputs, self.training(hp))
+        return build_model(self.features, self.spec, self.outputs, self.training(hp), self.scale)
 
 
 @dataclass
@@ -235,11 +243,13 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         "Tuning on %d train and %d eval rows (%s)", len(train), len(held_out), spec.evaluation.describe()
     )
 
+    scale = target_scale(train.labels) if spec.task == TaskType.REGRESSION else None
+
     def plain_network(hidden_units: list[int]) -> keras.Model:
         plain = spec.training.model_copy(
             update={"hidden_units": hidden_units, "dropout": 0.0, "l1": 0.0, "l2": 0.0}
         )
-        return build_model(features, spec, outputs, plain)
+        return build_model(features, spec, outputs, plain, scale)
 
     keras.utils.set_random_seed(spec.tuning.seed)
     sweep = capacity_sweep(
@@ -257,7 +267,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         data=Arrays.concat(train, held_out),
         folds=fold_plan(len(train), len(held_out), spec.evaluation),
         sweep=sweep,
-        hypermodel=SpecHyperModel(spec, features, outputs, chosen.hidden_units),
+        hypermodel=SpecHyperModel(spec, features, outputs, chosen.hidden_units, scale),
         oracle=kt.oracles.RandomSearchOracle(
             objective=kt.Objective(objective_name(spec), "max" if spec.metric.higher_is_better else "min"),
             max_trials=spec.tuning.trials,

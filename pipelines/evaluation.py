@@ -116,7 +116,12 @@ def eval_config(spec: ProblemSpec) -> tfma.EvalConfig:
             preprocessing_function_names=[],
         )
         metrics_spec = tfma.MetricsSpec(metrics=metrics)
+    options = tfma.Options()
+    if spec.task == TaskType.MULTILABEL:
+        # TFMA cannot feed a dict of labels to the model's compiled metrics; the configured ones suffice.
+        options.include_default_metrics.value = False
     return tfma.EvalConfig(
+        options=options,
         model_specs=[model_spec],
         slicing_specs=[tfma.SlicingSpec()]
         + [tfma.SlicingSpec(feature_keys=[feature]) for feature in spec.evaluation.slices],

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pickle
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,12 +34,17 @@ def _halves(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return order[: rows // 2], order[rows // 2 :]
 
 
+@dataclass
 class Fitted:
     """A real model trained on one half of a table, with its predictions on the other half."""
 
-    def __init__(self, features, labels, model, train, test, predictions, names):
-        self.features, self.labels, self.model = features, labels, model
-        self.train, self.test, self.predictions, self.names = train, test, predictions, names
+    features: np.ndarray
+    labels: np.ndarray
+    model: object
+    train: np.ndarray
+    test: np.ndarray
+    predictions: np.ndarray
+    names: list[str]
 
     @property
     def test_labels(self) -> np.ndarray:
@@ -510,6 +517,8 @@ def _regression_report(diabetes: Fitted) -> dict:
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` to install Debian's Chromium")
     with sync_api.sync_playwright() as driver:
         launched = driver.chromium.launch(
             executable_path=CHROMIUM,
