@@ -24,11 +24,13 @@ from tests.sklearn_tables import write_task
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = REPO_ROOT / "build" / "test-artifacts"
-# The binary run also tunes: iterated K-fold (2 x 3 folds), two trials, a two-step capacity sweep.
+# The binary run also tunes: iterated K-fold (2 x 2 folds), two trials, a two-step capacity sweep.
 TUNED = {
-    "evaluation": {"protocol": "iterated_kfold", "folds": 3, "repetitions": 2, "seed": 1},
-    "tuning": {"trials": 2, "capacity": [[8], [128, 128]], "max_epochs": 40},
+    "evaluation": {"protocol": "iterated_kfold", "folds": 2, "repetitions": 2, "seed": 1},
+    "tuning": {"trials": 2, "capacity": [[8], [64, 64]], "max_epochs": 12},
 }
+# The shuffled-label run needs no long training to show that there is nothing to learn.
+SHORT_TRAINING = {"epochs": 4, "steps_per_epoch": 10, "batch_size": 32, "hidden_units": [16]}
 
 
 def run_task(tmp_path_factory, task: str, **changes):
@@ -83,11 +85,11 @@ def test_tuning_pools_train_and_eval_only_and_the_final_model_uses_its_best_valu
         for split in ("train", "eval", "test")
     }
     assert protocol["pool_rows"] == rows["train"] + rows["eval"]  # the test split is never pooled
-    assert len(protocol["folds"]) == 6 and protocol["protocol"] == "2x iterated 3-fold"
+    assert len(protocol["folds"]) == 4 and protocol["protocol"] == "2x iterated 2-fold"
     for fold in protocol["folds"]:
         assert fold["train_rows"] + fold["validation_rows"] == protocol["pool_rows"]
     assert len(protocol["trials"]) == 2
-    assert all(len(t["fold_scores"]) == 6 for t in protocol["trials"].values())
+    assert all(len(t["fold_scores"]) == 4 for t in protocol["trials"].values())
     sweep = protocol["capacity_sweep"]
     assert sweep and all(len(s["loss"]) == len(s["val_loss"]) > 0 for s in sweep)
     best = json.loads(
@@ -118,7 +120,7 @@ def test_each_task_type_trains_from_its_spec_and_beats_its_dumb_baseline(other_t
 
 def test_shuffled_labels_have_no_statistical_power_and_push_nothing(tmp_path_factory, capsys):
     folder = tmp_path_factory.mktemp("shuffled")
-    spec = load_spec(write_task(folder, "binary", shuffle_labels=True))
+    spec = load_spec(write_task(folder, "binary", shuffle_labels=True, training=SHORT_TRAINING))
     run = run_training(spec, folder / "home")
     paths = RunPaths.for_spec(spec.name, folder / "home")
     assert run.blessed is False
@@ -135,11 +137,13 @@ def test_shuffled_labels_have_no_statistical_power_and_push_nothing(tmp_path_fac
 
 @pytest.fixture(scope="module")
 def taxi_with_tips(tmp_path_factory, taxi_rows):
-    """2,000 real taxi trips with `tips` among the features (leakage) and slices by payment type."""
+    """1,500 real taxi trips with `tips` among the features (leakage) and slices by payment type."""
     header, rows = taxi_rows
     folder = tmp_path_factory.mktemp("tips")
-    source = write_rows(folder / "taxi.csv", header, rows[:2000])
-    path = write_taxi_spec(folder, source, evaluation={"slices": ["payment_type"]})
+    source = write_rows(folder / "taxi.csv", header, rows[:1500])
+    path = write_taxi_spec(
+        folder, source, evaluation={"slices": ["payment_type"]}, training={**SHORT_TRAINING, "batch_size": 64}
+    )
     raw = yaml.safe_load(path.read_text())
     raw["features"]["tips"] = "numeric"
     raw["exclude"] = ["trip_start_timestamp"]
