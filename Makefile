@@ -9,6 +9,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOME_DIR ?= build
 PYTEST_ARGS ?=
+# Two test modules at a time (one per core): a TFX run spends most of its time in one Python thread.
+PYTEST_WORKERS ?= 2
 
 export TF_USE_LEGACY_KERAS := 1
 export UV_PYTHON_DOWNLOADS := never
@@ -95,7 +97,7 @@ bench: install
 	$(PY) -m bench.rerun --config config/taxi.yaml --home $(HOME_DIR)/bench/rerun
 
 test: install browser $(COMPOSE)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 test-fast: install
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
