@@ -128,7 +128,7 @@ def _read_results(store, summary: RunSummary, executions, node_of: dict[int, str
         if "evaluation" in outputs:
             summary.metrics, summary.validation_failures = read_evaluation(outputs["evaluation"].uri)
     if gate is not None:
-        blessing = _output_artifacts(store, gate.id).get("blessing")
+        blessing = _output_artifacts(store, gate.id).get("baseline_blessing")
         if blessing:
             properties = blessing[0].custom_properties
             summary.blessed = bool(properties["blessed"].int_value) if "blessed" in properties else None

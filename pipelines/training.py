@@ -14,6 +14,7 @@ from components.atomic_pusher import AtomicPusher
 from components.baseline_resolver import PreviousBlessedModelStrategy
 from components.curated_schema_gen import CuratedSchemaGen
 from components.dumb_baseline_gate import DumbBaselineGate
+from components.dumb_baseline_gate.executor import BLESSING_KEY as GATE_BLESSING
 from components.model_exporter import ModelExporter
 from components.protocol_tuner import ProtocolTuner
 from components.report.component import StakeholderReportGen
@@ -152,7 +153,9 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         strategy_class=PreviousBlessedModelStrategy,
         model=tfx.dsl.Channel(type=standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(
-            type=standard_artifacts.ModelBlessing, producer_component_id=GATE_NODE_ID, output_key="blessing"
+            type=standard_artifacts.ModelBlessing,
+            producer_component_id=GATE_NODE_ID,
+            output_key=GATE_BLESSING,
         ),
         candidate=trainer.outputs["model"],
     ).with_id("baseline_model_resolver")
@@ -174,7 +177,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
     ).with_id(GATE_NODE_ID)
     exporter = ModelExporter(
         model=trainer.outputs["model"],
-        model_blessing=gate.outputs["blessing"],
+        model_blessing=gate.outputs[GATE_BLESSING],
         examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
         problem_spec=spec_json,
@@ -186,7 +189,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         transform_graph=transform.outputs["transform_graph"],
         model_run=trainer.outputs["model_run"],
         evaluation=evaluator.outputs["evaluation"],
-        blessing=gate.outputs["blessing"],
+        blessing=gate.outputs[GATE_BLESSING],
         test_predictions=gate.outputs["test_predictions"],
         device_models=exporter.outputs["device_models"],
         tuner_results=tuner.outputs["tuner_results"] if tuner else None,
@@ -195,7 +198,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
     ).with_id("Report")
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
-        model_blessing=gate.outputs["blessing"],
+        model_blessing=gate.outputs[GATE_BLESSING],
         device_models=exporter.outputs["device_models"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(paths.serving_dir))

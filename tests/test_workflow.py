@@ -58,7 +58,7 @@ def other_task(request, tmp_path_factory):
 
 def assert_beats_dumb_baseline_and_is_pushed(spec, run, paths):
     assert run.blessed is True, run.power_message
-    power = read_power(str(output_uri(paths, spec, "DumbBaselineGate", "blessing")))
+    power = read_power(str(output_uri(paths, spec, "DumbBaselineGate", "baseline_blessing")))
     assert power["statistical_power"] is True and power["improvement_interval"][0] > 0
     better = power["model_metric"] - power["dumb_metric"]
     assert (better > 0) if spec.metric.higher_is_better else (better < 0), power
@@ -125,7 +125,7 @@ def test_shuffled_labels_have_no_statistical_power_and_push_nothing(tmp_path_fac
     paths = RunPaths.for_spec(spec.name, folder / "home")
     assert run.blessed is False
     assert run.power_message.startswith("no statistical power")
-    power = read_power(str(output_uri(paths, spec, "DumbBaselineGate", "blessing")))
+    power = read_power(str(output_uri(paths, spec, "DumbBaselineGate", "baseline_blessing")))
     for figure in (power["model_metric"], power["dumb_metric"]):
         assert f"{figure:.4f}" in run.power_message  # both numbers, as the issue asks
     assert power["improvement_interval"][0] <= 0 <= power["improvement_interval"][1]

@@ -7,7 +7,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components.dumb_baseline_gate.executor import Executor
+from components.dumb_baseline_gate.executor import BLESSING_KEY, Executor
 
 
 class TestPredictions(types.Artifact):
@@ -29,7 +29,7 @@ class DumbBaselineGateSpec(ComponentSpec):
         "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
     }
     OUTPUTS = {
-        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
         "test_predictions": ChannelParameter(type=TestPredictions),
     }
 
@@ -64,7 +64,7 @@ class DumbBaselineGate(base_component.BaseComponent):
                 model_blessing=model_blessing,
                 problem_spec=problem_spec,
                 code_version=code_version,
-                blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+                baseline_blessing=types.Channel(type=standard_artifacts.ModelBlessing),
                 test_predictions=types.Channel(type=TestPredictions),
             )
         )

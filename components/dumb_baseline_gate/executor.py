@@ -22,6 +22,9 @@ from components.report import analysis
 from pipelines.spec import ProblemSpec, TaskType
 
 POWER_FILE = "power.json"
+# Not "blessing": Airflow's launcher names artifacts "<output key>:<run id>", unique per type, and the
+# Evaluator's ModelBlessing already takes "blessing".
+BLESSING_KEY = "baseline_blessing"
 PREDICTIONS_FILE = "test_predictions.npz"
 TRAIN_LABEL_ROWS = 200_000  # enough rows to estimate class priors or a mean
 
@@ -153,7 +156,7 @@ class Executor(base_executor.BaseExecutor):
             **{f"feature/{name}": _text_safe(values[:, 0]) for name, values in inputs.items()},
         )
         write_blessing(
-            artifact_utils.get_single_instance(output_dict["blessing"]),
+            artifact_utils.get_single_instance(output_dict[BLESSING_KEY]),
             model,
             comparison,
             blessed,

@@ -39,8 +39,9 @@ class ModelExporter(base_component.BaseComponent):
     Each target (and the SavedModel itself) is run on the test split in its own runtime: TensorFlow,
     the TFLite interpreter with builtin ops only, TF.js in Node. A target whose metric falls more than
     `deployment.parity.tolerance` below the SavedModel's is marked not to be pushed, with the reason.
-    A model the Evaluator did not bless exports nothing. `code_version` (pipelines.training.code_version)
-    is not read by the executor: it is part of the cache key, so a change to the conversion code re-runs it.
+    A model that is not blessed (the DumbBaselineGate's blessing) exports nothing. `code_version`
+    (pipelines.training.code_version) is not read by the executor: it is part of the cache key, so a
+    change to the conversion code re-runs it.
     """
 
     SPEC_CLASS = ModelExporterSpec

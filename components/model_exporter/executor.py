@@ -54,10 +54,13 @@ class Executor(base_executor.BaseExecutor):
         out_dir = Path(output.uri)
         out_dir.mkdir(parents=True, exist_ok=True)
         if not is_blessed(input_dict["model_blessing"]):
-            logging.info("The Evaluator did not bless the model: nothing is exported")
+            logging.info("The model is not blessed: nothing is exported")
             output.set_int_custom_property(EXPORTED_PROPERTY, 0)
             (out_dir / TARGETS_FILE).write_text(
-                json.dumps({"exported": False, "reason": "the Evaluator did not bless the model"}, indent=1)
+                json.dumps(
+                    {"exported": False, "reason": "the model is not blessed (Evaluator or dumb baseline)"},
+                    indent=1,
+                )
             )
             return
         spec = ProblemSpec.from_config(json.loads(exec_properties["problem_spec"]))
