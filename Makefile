@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOME_DIR ?= build
 PYTEST_ARGS ?=
-# Two test modules at a time (one per core): a TFX run spends most of its time in one Python thread.
+# Two test modules at a time (one per core): a TFX run spends much of its time in one Python thread.
 PYTEST_WORKERS ?= 2
 
 export TF_USE_LEGACY_KERAS := 1
@@ -96,8 +96,12 @@ bench: install
 	$(PY) -m bench.serving --config config/taxi.yaml --home $(HOME_DIR)
 	$(PY) -m bench.rerun --config config/taxi.yaml --home $(HOME_DIR)/bench/rerun
 
+# The live Airflow test runs alone afterwards: each of its tasks is a process importing TensorFlow and
+# TFX, which a second test worker would slow past its timeout.
+LIVE_TESTS := tests/test_airflow_live.py
 test: install browser $(COMPOSE)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --ignore=$(LIVE_TESTS) $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=5 $(LIVE_TESTS) $(PYTEST_ARGS)
 
 test-fast: install
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
