@@ -95,6 +95,7 @@ rollback: install
 bench: install
 	$(PY) -m bench.serving --config config/taxi.yaml --home $(HOME_DIR)
 	$(PY) -m bench.rerun --config config/taxi.yaml --home $(HOME_DIR)/bench/rerun
+	$(PY) -m bench.overhead --runs 3 --home $(HOME_DIR)/bench/overhead
 
 # The live Airflow test runs alone afterwards: each of its tasks is a process importing TensorFlow and
 # TFX, which a second test worker would slow past its timeout.
