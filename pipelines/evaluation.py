@@ -21,7 +21,7 @@ _METRIC_CLASSES: dict[str, tuple[str, str]] = {
     "mse": ("MeanSquaredError", "mean_squared_error"),
     "mae": ("MeanAbsoluteError", "mean_absolute_error"),
 }
-_DEFAULT_METRICS: dict[TaskType, list[str]] = {
+DEFAULT_METRICS: dict[TaskType, list[str]] = {
     TaskType.BINARY: ["auc", "auc_pr", "precision", "recall", "accuracy"],
     TaskType.MULTILABEL: ["auc", "auc_pr"],
     TaskType.MULTICLASS: ["accuracy"],
@@ -95,7 +95,7 @@ def _metric_config(name: str, spec: ProblemSpec) -> tfma.MetricConfig:
 
 
 def eval_config(spec: ProblemSpec) -> tfma.EvalConfig:
-    names = list(dict.fromkeys([spec.metric.name, *_DEFAULT_METRICS[spec.task]]))
+    names = list(dict.fromkeys([spec.metric.name, *DEFAULT_METRICS[spec.task]]))
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]
     metrics += [_metric_config(name, spec) for name in names]
     if spec.task == TaskType.MULTILABEL:

@@ -149,21 +149,23 @@ def _read_results(store, summary: RunSummary, executions, node_of: dict[int, str
                 summary.pushed_path = props["pushed_destination"].string_value
 
 
+def slice_metrics(by_output: dict) -> dict[str, float]:
+    """The numeric metrics of one TFMA slice, keyed `output/name` (just `name` for a single output)."""
+    metrics: dict[str, float] = {}
+    for output_name, by_sub_key in by_output.items():
+        for values in by_sub_key.values():
+            for name, value in values.items():
+                if isinstance(value, dict) and "doubleValue" in value:
+                    metrics[f"{output_name}/{name}" if output_name else name] = float(value["doubleValue"])
+    return metrics
+
+
 def read_evaluation(uri: str) -> tuple[dict[str, float], list[str]]:
     """Overall metrics of an Evaluator output, and why validation failed (empty when it passed)."""
     import tensorflow_model_analysis as tfma
 
-    metrics: dict[str, float] = {}
     result = tfma.load_eval_result(uri)
-    for slice_key, by_output in result.slicing_metrics:
-        if slice_key != ():
-            continue
-        for output_name, by_sub_key in by_output.items():
-            for values in by_sub_key.values():
-                for name, value in values.items():
-                    if isinstance(value, dict) and "doubleValue" in value:
-                        key = f"{output_name}/{name}" if output_name else name
-                        metrics[key] = float(value["doubleValue"])
+    metrics = next((slice_metrics(by_output) for key, by_output in result.slicing_metrics if key == ()), {})
     failures = []
     validation = tfma.load_validation_result(uri)
     if not validation.validation_ok:

@@ -8,27 +8,10 @@ from pipelines.spec import ProblemSpec
 
 
 def metric_value(spec: ProblemSpec, labels: np.ndarray, predictions: np.ndarray) -> float:
-    """The spec's metric (binary and regression metrics; what monitoring a stream needs)."""
-    from sklearn import metrics
+    """The spec's metric of `predictions` against `labels`, computed as the report computes it."""
+    from components.report.analysis import metric_value as named_metric_value
 
-    name = spec.metric.name
-    if name == "auc":
-        return float(metrics.roc_auc_score(labels, predictions))
-    if name == "auc_pr":
-        return float(metrics.average_precision_score(labels, predictions))
-    if name in ("accuracy", "precision", "recall"):
-        decided = (predictions >= 0.5).astype(int)
-        scorer = {
-            "accuracy": metrics.accuracy_score,
-            "precision": metrics.precision_score,
-            "recall": metrics.recall_score,
-        }[name]
-        return float(scorer(labels, decided))
-    if name == "mse":
-        return float(metrics.mean_squared_error(labels, predictions))
-    if name == "mae":
-        return float(metrics.mean_absolute_error(labels, predictions))
-    raise ValueError(f"metric '{name}' cannot be scored on raw rows")
+    return named_metric_value(spec.metric.name, spec.task.value, labels, predictions)
 
 
 def score_rows(spec: ProblemSpec, production, rows: list[dict[str, str]]) -> float | None:

@@ -25,18 +25,14 @@ from components.model_exporter import parity
 from components.model_exporter.parity import target_name
 from components.report import analysis
 from components.report.render import render_report
+from pipelines import evaluation
+from pipelines.results import slice_metrics
 from pipelines.spec import FeatureKind, ProblemSpec, TaskType
 
 REPORT_FILE = "report.html"
 REPORT_DATA_FILE = "report.json"
 LEAKAGE_ROWS = 20_000  # training rows sampled for the single-feature leakage check and the class balance
 SLICE_VALUES = 12  # most frequent values shown per slicing feature
-_DEFAULT_METRICS = {
-    TaskType.BINARY: ["auc", "auc_pr", "accuracy", "precision", "recall"],
-    TaskType.MULTICLASS: ["accuracy"],
-    TaskType.MULTILABEL: ["auc", "auc_pr"],
-    TaskType.REGRESSION: ["mse", "mae"],
-}
 
 
 def _uri(input_dict: dict[str, list[types.Artifact]], key: str) -> str | None:
@@ -200,7 +196,7 @@ class ReportBuilder:
     # --- the model on the test split ------------------------------------------------------------
     def test_metrics(self) -> list[dict]:
         rows = []
-        for name in dict.fromkeys([self.spec.metric.name, *_DEFAULT_METRICS[self.spec.task]]):
+        for name in dict.fromkeys([self.spec.metric.name, *evaluation.DEFAULT_METRICS[self.spec.task]]):
             try:
                 value = analysis.metric_value(name, self.task, self.labels, self.predictions)
                 interval = analysis.bootstrap_interval(name, self.task, self.labels, self.predictions)
@@ -277,14 +273,7 @@ class ReportBuilder:
             if len(slice_key) != 1:
                 continue
             feature, value = slice_key[0]
-            metrics = {}
-            for output_name, by_sub_key in by_output.items():
-                for values in by_sub_key.values():
-                    for name, metric in values.items():
-                        if isinstance(metric, dict) and "doubleValue" in metric:
-                            metrics[f"{output_name}/{name}" if output_name else name] = float(
-                                metric["doubleValue"]
-                            )
+            metrics = slice_metrics(by_output)
             count = int(metrics.pop("example_count", 0))
             found.append({"feature": feature, "value": _text(value), "count": count, "metrics": metrics})
         kept = []
