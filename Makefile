@@ -24,7 +24,7 @@ help:
 	@echo "make page       serve the TF.js page for the model in service on 127.0.0.1:8000"
 	@echo "make rollback   serve the previous version, for every target"
 	@echo "make compose-check  validate docker/compose.yaml (no Docker engine needed)"
-	@echo "make airflow    airflow standalone on 127.0.0.1:8080 with this repo's DAGs (login required)"
+	@echo "make airflow    Airflow (SQLite) on 127.0.0.1:8080 with this repo's DAGs (login required)"
 	@echo "make test       install, then run the whole test suite"
 	@echo "make test-fast  the tests that do not run whole pipelines"
 	@echo "make bench      benchmarks in bench/ (after make demo): serving targets so far"

@@ -61,7 +61,10 @@ def make_dataset(
     dataset = data_accessor.tf_dataset_factory(
         files,
         tfxio.TensorFlowDatasetOptions(
-            batch_size=spec.training.batch_size, num_epochs=None if repeat else 1, shuffle=repeat
+            batch_size=spec.training.batch_size,
+            num_epochs=None if repeat else 1,
+            shuffle=repeat,
+            shuffle_seed=spec.training.seed,
         ),
         tft_output.raw_metadata.schema,
     )
@@ -142,6 +145,8 @@ def fit(model: keras.Model, spec: ProblemSpec, train: tf.data.Dataset, validatio
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     spec = tuned_spec(training_spec(fn_args.custom_config), fn_args.hyperparameters)
+    keras.utils.set_random_seed(spec.training.seed)
+    tf.config.experimental.enable_op_determinism()
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=True)
     validation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, spec, repeat=False)

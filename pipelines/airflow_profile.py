@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = REPO_ROOT / "config" / "airflow"
+ADMIN_PASSWORD_FILE = "admin_password.txt"
 
 
 class ProfileError(RuntimeError):
@@ -36,7 +38,7 @@ def profile_environment(profile: str, base: dict[str, str] | None = None) -> dic
         raise ProfileError(f"{path}: {done.stderr.decode(errors='replace').strip()}")
     expanded = dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item)
     expanded.setdefault("PYTHONPATH", str(REPO_ROOT))
-    # `airflow standalone` starts its scheduler and webserver as `airflow ...` from PATH.
+    # Airflow's scheduler starts task processes as `airflow ...` from PATH.
     venv_bin = str(Path(sys.executable).parent)
     expanded["PATH"] = os.pathsep.join([venv_bin, expanded.get("PATH", "")])
     expanded["TF_USE_LEGACY_KERAS"] = "1"
@@ -47,15 +49,31 @@ def airflow_command(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "airflow"), *args]
 
 
-def start_standalone(profile: str = "local") -> int:
-    """`airflow standalone` with the profile: loopback, login required, example DAGs off."""
-    env = profile_environment(profile)
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    password_file = Path(env["AIRFLOW_HOME"]) / "standalone_admin_password.txt"
-    host = env.get("AIRFLOW__WEBSERVER__WEB_SERVER_HOST", "127.0.0.1")
-    port = env.get("AIRFLOW__WEBSERVER__WEB_SERVER_PORT", "8080")
-    print(f"Airflow on http://{host}:{port}/ (login: admin, password in {password_file})", flush=True)
-    return subprocess.call(airflow_command("standalone"), env=env)
+def start_local(profile: str = "local") -> int:
+    """Airflow on the profile (SQLite, loopback), with an admin whose password is made once per install.
+
+    What `airflow standalone` does, minus its log servers: those listen on every interface, and on
+    one machine the webserver reads task logs from disk. The password is kept in
+    `$AIRFLOW_HOME/admin_password.txt` (mode 600), never in the repository.
+    """
+    services = AirflowServices(profile_environment(profile))
+    services.migrate()
+    services.ensure_admin("admin", admin_password(services.home / ADMIN_PASSWORD_FILE))
+    services.start()
+    print(
+        f"Airflow on {services.base_url}/ (login: admin, password in {services.home / ADMIN_PASSWORD_FILE})",
+        flush=True,
+    )
+    return services.serve()
+
+
+def admin_password(path: Path) -> str:
+    """The password in `path`, generated (random, owner-only file) the first time."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(18))
+    return path.read_text().strip()
 
 
 class AirflowServices:
@@ -120,6 +138,15 @@ class AirflowServices:
             time.sleep(2)
         raise ProfileError(f"Airflow at {self.base_url} not healthy after {timeout:.0f}s: {last}")
 
+    def serve(self) -> int:
+        """Waits until the webserver exits (or Ctrl-C), then stops everything."""
+        try:
+            return self.processes["webserver"].wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         for process in self.processes.values():
             process.terminate()
@@ -149,7 +176,4 @@ def start_production(profile: str = "production") -> int:
         )
     services.start()
     print(f"Airflow on {services.base_url}/ (login required)", flush=True)
-    try:
-        return services.processes["webserver"].wait()
-    finally:
-        services.stop()
+    return services.serve()

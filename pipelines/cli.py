@@ -57,7 +57,8 @@ def explain(error: BaseException) -> str:
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         messages.append(f"{error}" if str(error) else type(error).__name__)
-        error = error.__cause__ or error.__context__
+        # `raise ... from None` hides the context from tracebacks; it is hidden here too.
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     return messages[-1] if messages else "unknown error"
 
 
@@ -105,12 +106,25 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
     print(f"  metadata: {paths.metadata_path}")
 
 
+def _warn_about_unused_columns(spec: ProblemSpec) -> None:
+    from pipelines import sources
+
+    files = sources.glob_files(spec.data.source_glob)
+    unused = spec.unused_columns(sources.read_header(spec.data.source_glob)) if files else []
+    if unused:
+        print(
+            f"warning: column(s) {', '.join(unused)} are in the data but neither features, label nor "
+            "excluded in the spec; they are not used (add them to 'features' or 'exclude')"
+        )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     spec = load_spec(args.config)
     started = time.monotonic()
     print(
         f"Blueprint: training '{spec.name}' ({spec.task.value}, label {spec.label}) from {spec.data.source}"
     )
+    _warn_about_unused_columns(spec)
     try:
         summary = run_training(spec, args.home, enable_cache=not args.no_cache, verbose=args.verbose)
     except RunFailed as failure:
@@ -212,7 +226,7 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
 
     try:
         if args.profile == "local":
-            return airflow_profile.start_standalone(args.profile)
+            return airflow_profile.start_local(args.profile)
         return airflow_profile.start_production(args.profile)
     except airflow_profile.ProfileError as error:
         print(f"Cannot start Airflow: {error}", file=sys.stderr)
@@ -260,7 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--spans", type=int, help="replay only the first N quarters")
     simulate.set_defaults(handler=_cmd_simulate)
     airflow = commands.add_parser("airflow", help="start Airflow with a profile from config/airflow/")
-    airflow.add_argument("--profile", default="local", help="local (standalone, SQLite) or production")
+    airflow.add_argument(
+        "--profile",
+        default="local",
+        help="local (SQLite, SequentialExecutor) or production (PostgreSQL, LocalExecutor)",
+    )
     airflow.set_defaults(handler=_cmd_airflow)
     return parser
 

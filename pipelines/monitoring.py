@@ -63,6 +63,7 @@ class DriftReport:
     production_spans: list[int] = field(default_factory=list)
     schema_anomalies: dict[str, str] = field(default_factory=dict)
     drift: list[FeatureDrift] = field(default_factory=list)
+    unseen_categories: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def drifted_features(self) -> list[str]:
@@ -88,6 +89,12 @@ class DriftReport:
         ]
         for column, problem in self.schema_anomalies.items():
             lines.append(f"  ANOMALY {column}: {problem}")
+        for column, unseen in self.unseen_categories.items():
+            shown = ", ".join(repr(value) for value in unseen[:5])
+            lines.append(
+                f"  WARNING {column}: {len(unseen)} value(s) never seen in training ({shown}); "
+                "the model maps them to its out-of-vocabulary bucket"
+            )
         for d in sorted(self.drift, key=lambda d: d.value / d.threshold, reverse=True):
             flag = "DRIFT" if d.drifted else "ok   "
             lines.append(
@@ -130,6 +137,35 @@ def feature_kinds(schema: schema_pb2.Schema, spec: ProblemSpec) -> dict[str, Fea
             kind = FeatureKind.CATEGORICAL if types.get(name) == schema_pb2.BYTES else FeatureKind.NUMERIC
         kinds[name] = kind
     return kinds
+
+
+def unseen_categories(
+    stats: statistics_pb2.DatasetFeatureStatisticsList, transform_uri: str, kinds: dict[str, FeatureKind]
+) -> dict[str, list[str]]:
+    """Text categories of the span that the production model's vocabularies do not hold.
+
+    Not an anomaly (the model has out-of-vocabulary buckets for them) but worth a warning: many of
+    them mean the model knows less about the new data than its metrics suggest. Values come from
+    TFDV's rank histogram (the most frequent values); integer categories have none and are skipped.
+    """
+    import tensorflow_transform as tft
+
+    from components.preprocessing import vocabulary_name
+
+    output = tft.TFTransformOutput(transform_uri)
+    found = {}
+    for feature in stats.datasets[0].features:
+        name = feature.path.step[0] if feature.path.step else feature.name
+        if kinds.get(name) != FeatureKind.CATEGORICAL or not feature.HasField("string_stats"):
+            continue
+        known = {
+            value.decode("utf-8", "replace") for value in output.vocabulary_by_name(vocabulary_name(name))
+        }
+        seen = [bucket.label for bucket in feature.string_stats.rank_histogram.buckets]
+        unseen = [value for value in seen if value and value not in known]
+        if unseen:
+            found[name] = unseen
+    return found
 
 
 def csv_statistics(pattern: str, schema: schema_pb2.Schema) -> statistics_pb2.DatasetFeatureStatisticsList:
@@ -228,7 +264,9 @@ def check_span(spec: ProblemSpec, paths: RunPaths, span: int) -> DriftReport:
         return _finish(report, paths)
     reference = reference_statistics(production, schema, paths.monitoring_dir / "reference")
     drift = tfdv.validate_statistics(stats, schema, previous_statistics=reference)
-    report.drift = drift_measurements(drift, feature_kinds(schema, spec))
+    kinds = feature_kinds(schema, spec)
+    report.drift = drift_measurements(drift, kinds)
+    report.unseen_categories = unseen_categories(stats, production.transform_uri, kinds)
     if report.drifted_features:
         report.decision = RETRAIN
         report.reason = "drift over threshold in " + ", ".join(

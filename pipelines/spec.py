@@ -168,6 +168,7 @@ class TrainingSpec(_Strict):
     l1: Annotated[float, Field(ge=0)] = 0.0
     l2: Annotated[float, Field(ge=0)] = 0.0
     early_stopping_patience: PositiveInt = 3
+    seed: int = 0  # weights, dropout and the order of training rows: the same data gives the same model
 
     @property
     def total_steps(self) -> int:
@@ -364,6 +365,31 @@ class ProblemSpec(_Strict):
         for column in [*self.label_columns, *self.exclude]:
             chosen.pop(column, None)
         return chosen
+
+    def data_view(self) -> ProblemSpec:
+        """Only what decides how data is read, checked and transformed (SchemaGen's and Transform's input).
+
+        Training, tuning, evaluation, deployment and schedule fields are reset, so editing them keeps
+        those components' cached results: TFX caches on exec properties, and the spec is one.
+        """
+        return self.model_copy(
+            update={
+                "description": "",
+                "metric": self.metric.model_copy(update={"threshold": 0.0}),
+                "training": TrainingSpec(),
+                "evaluation": EvaluationSpec(),
+                "tuning": None,
+                "schedule": ScheduleSpec(),
+                "drift": DriftSpec(),
+                "retrain": RetrainSpec(),
+                "deployment": DeploymentSpec(),
+            }
+        )
+
+    def unused_columns(self, columns: list[str]) -> list[str]:
+        """Columns of the data that are neither label, feature nor excluded: ignored, with a warning."""
+        named = {*self.label_columns, *self.exclude, *self.feature_columns(columns)}
+        return [column for column in columns if column not in named]
 
     def to_config(self) -> dict[str, Any]:
         """A JSON-ready dict for TFX `custom_config` and exec properties."""

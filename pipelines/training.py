@@ -12,6 +12,7 @@ from tfx.types import standard_artifacts
 
 from components.atomic_pusher import AtomicPusher
 from components.baseline_resolver import PreviousBlessedModelStrategy
+from components.checked_csv_example_gen import CheckedCsvExampleGen
 from components.curated_schema_gen import CuratedSchemaGen
 from components.dumb_baseline_gate import DumbBaselineGate
 from components.dumb_baseline_gate.executor import BLESSING_KEY as GATE_BLESSING
@@ -79,7 +80,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
     """
     location = input_location(spec.data.source)
     buckets = spec.split.hash_buckets()
-    example_gen = tfx.components.CsvExampleGen(
+    example_gen = CheckedCsvExampleGen(
         input_base=location.base,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=location.pattern)]),
         output_config=tfx.proto.Output(
@@ -87,11 +88,11 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
                 splits=[tfx.proto.SplitConfig.Split(name=s, hash_buckets=buckets[s]) for s in SPLITS]
             )
         ),
-    )
+    ).with_id("CsvExampleGen")
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = CuratedSchemaGen(
         statistics=statistics_gen.outputs["statistics"],
-        problem_spec=spec.to_config(),
+        problem_spec=spec.data_view().to_config(),
         exclude_splits=["eval", "test"],
         code_version=code_version(),
     ).with_id("SchemaGen")
@@ -109,13 +110,14 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         window.add_upstream_node(example_gen)
         training_examples = window.outputs[EXAMPLES_KEY]
     module_config = {"problem_spec": spec.to_config(), "code_version": code_version()}
+    transform_config = {**module_config, "problem_spec": spec.data_view().to_config()}
     trainer_config = {**module_config, "run_parameters": run.trainer_overrides()}
     transform = tfx.components.Transform(
         examples=training_examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
-        custom_config=module_config,
+        custom_config=transform_config,
         # Pre/post-transform statistics would double Transform's time; StatisticsGen already has them.
         disable_statistics=True,
         # The Trainer applies the transform graph to raw examples as it reads them: nothing is

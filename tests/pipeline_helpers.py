@@ -70,3 +70,12 @@ def versions(serving_dir: Path) -> list[str]:
     if not serving_dir.exists():
         return []
     return sorted(p.name for p in serving_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def output_uri(paths, spec, node: str, key: str) -> Path:
+    """Where the latest run's `node` wrote its output `key`."""
+    from pipelines import results, training
+
+    summary = results.latest_run(paths.metadata_path, training.pipeline_name(spec))
+    assert summary is not None and node in summary.outputs, (node, summary and summary.states)
+    return Path(summary.outputs[node][key][0])

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import landing, monitoring, results
+from pipelines import landing, monitoring, results, scoring
 from pipelines.paths import RunPaths
 from pipelines.replay import ReplayAirflow
 from pipelines.spec import load_spec
+from pipelines.training import pipeline_name
 from tests.conftest import REPO_ROOT, write_rows
 from tests.pipeline_helpers import COMPONENT_NODES, serving_snapshot, versions, write_taxi_spec
 
@@ -192,6 +193,20 @@ def test_the_triggered_run_trains_on_a_window_with_the_new_span(stream, triggere
     assert trained.spans == [2, 3, 4], "the rolling window is the newest 3 spans"
 
 
+def test_a_category_never_seen_in_training_is_accepted_with_a_warning(stream, pool):
+    header, rows = pool
+    spec, paths, _, _ = stream
+    served = serving_snapshot(paths.serving_dir)
+    novel = [dict(row, company="Blueprint Cabs") if i % 3 == 0 else row for i, row in enumerate(rows[:900])]
+    report = monitoring.check_span(spec, paths, land(stream, "novel", header, novel))
+    assert report.decision != monitoring.BAD_DATA and not report.schema_anomalies
+    assert report.unseen_categories == {"company": ["Blueprint Cabs"]}
+    assert "WARNING company: 1 value(s) never seen in training ('Blueprint Cabs')" in report.summary()
+    production = results.production_model(results.open_store(paths.metadata_config()), pipeline_name(spec))
+    assert scoring.score_rows(spec, production, novel) > 0.8, "the served model still scores the rows"
+    assert serving_snapshot(paths.serving_dir) == served
+
+
 def test_bad_data_stops_monitoring_triggers_nothing_and_keeps_the_served_model(stream, pool):
     header, rows = pool
     _, paths, airflow, _ = stream
@@ -209,3 +224,12 @@ def test_bad_data_stops_monitoring_triggers_nothing_and_keeps_the_served_model(s
     assert queued == []
     assert serving_snapshot(paths.serving_dir) == served
     assert monitoring.span_to_check(stream[0], paths) == span, "a bad span is checked again, not skipped"
+
+
+def test_a_span_folder_without_files_is_bad_data(stream):
+    spec, paths, _, _ = stream
+    span = landing.newest_span(spec) + 1
+    landing.span_folder(spec, span).mkdir(parents=True)
+    with pytest.raises(monitoring.BadSpanError, match=f"span {span} .* holds no files"):
+        monitoring.check_span(spec, paths, span)
+    assert latest_report(paths, span)["decision"] == monitoring.BAD_DATA

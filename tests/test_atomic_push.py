@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,23 @@ from components.atomic_pusher.executor import (
     build_manifest,
     next_version,
     publish_atomically,
+    remove_abandoned_staging,
     stage_device_targets,
 )
+from tests.conftest import REPO_ROOT
+
+# Publishes a model the way the Pusher does, in a process the OS lets write files of 64 KiB at most.
+_PUSH_UNDER_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from components.atomic_pusher import models_config
+from components.atomic_pusher.executor import publish_atomically
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+model, serving = sys.argv[1], Path(sys.argv[2])
+version, _ = publish_atomically(model, str(serving))
+models_config.make_current(serving.parent, serving.name, int(version))
+"""
 
 
 def make_model(folder) -> str:
@@ -134,3 +151,41 @@ def test_failure_while_adding_device_targets_leaves_no_partial_version(tmp_path)
     assert sorted(os.listdir(serving)) == sorted([first, models_config.CURRENT])
     assert models_config.read_current(serving.parent, "taxi") == before
     assert models_config.current_versions(serving.parent) == {"taxi": int(first)}
+
+
+def test_a_push_the_filesystem_refuses_leaves_the_previous_version_serving(tmp_path):
+    """A real write failure (EFBIG from RLIMIT_FSIZE: root ignores file modes, not this limit)."""
+    model = make_model(tmp_path / "model")
+    serving = tmp_path / "serving" / "taxi"
+    first, _ = publish_atomically(model, str(serving))
+    models_config.make_current(serving.parent, "taxi", int(first))
+    before = (
+        (serving.parent / models_config.MODELS_CONFIG).read_bytes(),
+        models_config.read_current(serving.parent, "taxi"),
+    )
+    large = Path(make_model(tmp_path / "large"))
+    (large / "variables" / "variables.data-00000-of-00001").write_bytes(os.urandom(256 * 1024))
+    done = subprocess.run(
+        [sys.executable, "-c", _PUSH_UNDER_A_FILE_SIZE_LIMIT, str(large), str(serving)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "File too large" in done.stderr, done.stderr
+    assert sorted(os.listdir(serving)) == sorted([first, models_config.CURRENT])
+    after = (
+        (serving.parent / models_config.MODELS_CONFIG).read_bytes(),
+        models_config.read_current(serving.parent, "taxi"),
+    )
+    assert after == before
+
+
+def test_staging_left_by_a_killed_push_is_removed_by_the_next(tmp_path):
+    model = make_model(tmp_path / "model")
+    serving = tmp_path / "serving"
+    abandoned = serving / f"{TEMP_PREFIX}killed"
+    shutil.copytree(model, abandoned)
+    version, _ = publish_atomically(model, str(serving))
+    assert sorted(os.listdir(serving)) == [version]
+    assert remove_abandoned_staging(str(serving)) == []

@@ -21,7 +21,13 @@ from pipelines.cli import RunFailed, run_training
 from pipelines.paths import RunPaths
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT, read_rows, write_rows
-from tests.pipeline_helpers import COMPONENT_NODES, serving_snapshot, versions, write_taxi_spec
+from tests.pipeline_helpers import (
+    COMPONENT_NODES,
+    SMALL_TRAINING,
+    serving_snapshot,
+    versions,
+    write_taxi_spec,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -202,3 +208,18 @@ def test_model_below_the_metric_threshold_is_not_pushed(tmp_path, taxi_slice):
     device_models = Path(summary.outputs["ModelExporter"]["device_models"][0])
     assert json.loads((device_models / "targets.json").read_text())["exported"] is False
     assert sorted(p.name for p in device_models.iterdir()) == ["targets.json"]  # nothing converted
+
+
+@pytest.mark.parametrize("steps", [1, 3, 6])
+def test_a_truncated_training_budget_is_never_pushed(first_run, home, paths, taxi_slice, tmp_path, steps):
+    """A worse candidate over the same data: it clears the metric's floor, not the model in production."""
+    before = serving_snapshot(paths.serving_dir)
+    budget = dict(SMALL_TRAINING, epochs=1, steps_per_epoch=steps)
+    truncated = load_spec(write_taxi_spec(tmp_path, taxi_slice, threshold=0.5, training=budget))
+    summary = run_training(truncated, home)
+    assert "Trainer" in summary.executed and "Transform" in summary.cached, "only training changed"
+    assert summary.blessed is False and summary.pushed is False
+    assert any(failure.startswith("auc") for failure in summary.validation_failures), (
+        summary.validation_failures
+    )
+    assert serving_snapshot(paths.serving_dir) == before

@@ -3,6 +3,7 @@ its HTML page checked in headless Chromium."""
 
 from __future__ import annotations
 
+import copy
 import pickle
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from components.dumb_baseline_gate.importance import feature_importance
 from components.report import analysis
 from components.report.render import render_report
 from tests.conftest import REPO_ROOT
@@ -354,7 +356,7 @@ def _tuning(cancer: Fitted) -> dict:
 def _targets(cancer: Fitted) -> list[dict]:
     """Two real 'targets': the fitted model and a float16 copy of its weights, measured on the test half."""
     x, labels = cancer.features[cancer.test], cancer.test_labels
-    half = pickle.loads(pickle.dumps(cancer.model))
+    half = copy.deepcopy(cancer.model)
     classifier = half[-1]
     classifier.coef_ = classifier.coef_.astype(np.float16).astype(float)
     targets = []
@@ -622,3 +624,39 @@ def test_user_text_is_escaped():
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in html
     assert html.count("<img ") == 1
+
+
+class _ProbabilityRuntime:
+    """A fitted scikit-learn classifier behind the runtime interface (`predict(dict of [n, 1] arrays)`)."""
+
+    def __init__(self, model, names: list[str]):
+        self.model, self.names = model, names
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        columns = np.hstack([inputs[name].astype(float) for name in self.names])
+        return self.model.predict_proba(columns)[:, 1:]
+
+
+def test_permutation_importance_ranks_a_real_feature_and_flags_noise(cancer):
+    names = ["worst radius", "noise"]
+    rng = np.random.default_rng(3)
+    columns = np.column_stack(
+        [cancer.features[:, cancer.names.index("worst radius")], rng.normal(size=len(cancer.labels))]
+    )
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(
+        columns[cancer.train], cancer.labels[cancer.train]
+    )
+    inputs = {name: columns[cancer.test, j : j + 1].astype(np.float32) for j, name in enumerate(names)}
+
+    def auc(labels, predictions):
+        return analysis.metric_value("auc", "binary", labels, predictions)
+
+    rows = feature_importance(
+        _ProbabilityRuntime(model, names), inputs, cancer.test_labels.reshape(-1, 1), auc
+    )
+    by_name = {row["feature"]: row for row in rows}
+    assert [row["feature"] for row in rows][0] == "worst radius"
+    assert by_name["worst radius"]["beneficial"] and by_name["worst radius"]["drop"] > 0.2
+    assert not by_name["noise"]["beneficial"] and abs(by_name["noise"]["drop"]) < 0.05
+    html = render_report({**_binary_report(cancer), "importance": rows})
+    assert 'id="importance"' in html and "No measurable benefit on the test split: noise." in html

@@ -40,7 +40,10 @@ def test_features_may_be_missing_and_categories_are_open(taxi_frame):
         assert feature.presence.min_fraction == 0
         assert feature.value_count.max == 1
         assert not feature.HasField("shape")
-        assert feature.WhichOneof("domain_info") is None
+    for name in ("company", "payment_type"):
+        assert curated[name].WhichOneof("domain_info") is None, "any category is allowed"
+    numeric = curated["pickup_latitude"]
+    assert numeric.float_domain.disallow_nan and numeric.float_domain.disallow_inf
 
 
 def test_excluded_and_unused_columns_are_deprecated(taxi_frame):

@@ -13,12 +13,12 @@ import yaml
 from components.dumb_baseline_gate.executor import read_power
 from components.protocol_tuner.executor import PROTOCOL_FILE
 from components.report.executor import REPORT_DATA_FILE
-from pipelines import results, training
+from pipelines import training
 from pipelines.cli import run_training
 from pipelines.paths import RunPaths
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT, write_rows
-from tests.pipeline_helpers import serving_snapshot, versions, write_taxi_spec
+from tests.pipeline_helpers import output_uri, serving_snapshot, versions, write_taxi_spec
 from tests.sklearn_tables import write_task
 
 pytestmark = pytest.mark.e2e
@@ -37,13 +37,6 @@ def run_task(tmp_path_factory, task: str, **changes):
     folder = tmp_path_factory.mktemp(task)
     spec = load_spec(write_task(folder, task, **changes))
     return spec, run_training(spec, folder / "home"), RunPaths.for_spec(spec.name, folder / "home")
-
-
-def output_uri(paths: RunPaths, spec, node: str, key: str) -> Path:
-    """Where the latest run's `node` wrote its output `key`."""
-    summary = results.latest_run(paths.metadata_path, training.pipeline_name(spec))
-    assert summary is not None and node in summary.outputs, (node, summary and summary.states)
-    return Path(summary.outputs[node][key][0])
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +153,9 @@ def test_tips_as_a_feature_is_reported_as_target_leakage(taxi_with_tips):
     assert flagged == ["tips"], report["data"]["leakage"]
     assert "'tips'" in report["data"]["leakage"][0]["message"]
     assert {s["value"] for s in report["slices"]} >= {"Cash", "Credit Card"}
+    importance = report["importance"]
+    assert importance[0]["feature"] == "tips" and importance[0]["beneficial"], importance[:3]
+    assert {row["feature"] for row in importance} == set(spec.feature_columns(list(spec.features)))
 
 
 def test_report_renders_in_chromium_with_threshold_table_and_confusion_matrix(taxi_with_tips):
@@ -183,6 +179,7 @@ def test_report_renders_in_chromium_with_threshold_table_and_confusion_matrix(ta
         counts = [int(text.replace(",", "")) for text in cells if text.replace(",", "").isdigit()]
         assert len(counts) == 4 and sum(counts) == test_rows
         assert page.locator("#leakage").inner_text().count("tips") >= 1
+        assert page.locator("#importance table tbody tr").first.inner_text().startswith("tips")
         images = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
         assert images and all(width > 0 for width in images)
         page.screenshot(path=str(ARTIFACTS / "stakeholder-report.png"), full_page=True)

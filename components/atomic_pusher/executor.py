@@ -36,6 +36,18 @@ def copy_model(source: str, destination: str) -> None:
     shutil.copytree(source, destination, dirs_exist_ok=True)
 
 
+def remove_abandoned_staging(base_directory: str) -> list[str]:
+    """Deletes `.incoming-*` folders left by a push that was killed before its rename.
+
+    Called with the serving lock held: no live pusher is staging, so any such folder is abandoned.
+    """
+    abandoned = [name for name in os.listdir(base_directory) if name.startswith(TEMP_PREFIX)]
+    for name in abandoned:
+        logging.warning("Removing %s, left by a push that did not finish", name)
+        shutil.rmtree(os.path.join(base_directory, name), ignore_errors=True)
+    return abandoned
+
+
 def publish_atomically(
     model_path: str,
     base_directory: str,
@@ -50,6 +62,7 @@ def publish_atomically(
     """
     os.makedirs(base_directory, exist_ok=True)
     with models_config.locked(Path(base_directory).parent):  # two pushers never pick one number
+        remove_abandoned_staging(base_directory)
         version = str(next_version(base_directory))
         staging = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base_directory)
         try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import tensorflow_data_validation as tfdv
 from absl import logging
-from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from tfx import types
 from tfx.components.schema_gen.executor import DEFAULT_FILE_NAME
 from tfx.components.statistics_gen import stats_artifact_utils
@@ -23,6 +23,25 @@ _NUMBER_TYPES = (schema_pb2.INT, schema_pb2.FLOAT)
 
 class MissingColumnError(ValueError):
     """A column the spec needs has no values at all in the training data."""
+
+
+class ConstantLabelError(ValueError):
+    """A label column holds one value in every training row: there is nothing to learn."""
+
+
+def check_labels_vary(stats: statistics_pb2.DatasetFeatureStatisticsList, spec: ProblemSpec) -> None:
+    """Raises ConstantLabelError when a label column's training values are all the same."""
+    by_name = {feature.path.step[0]: feature for feature in stats.datasets[0].features if feature.path.step}
+    for column in spec.label_columns:
+        feature = by_name.get(column)
+        if feature is None or not feature.HasField("num_stats"):
+            continue  # a missing or text label is reported by curate_schema / ExampleValidator
+        if feature.num_stats.min == feature.num_stats.max:
+            raise ConstantLabelError(
+                f"label column '{column}' holds the single value {feature.num_stats.min:g} in every "
+                f"training row; a {spec.task.value} task needs rows of every outcome: check how "
+                "the label is computed"
+            )
 
 
 def curate_schema(schema: schema_pb2.Schema, spec: ProblemSpec) -> schema_pb2.Schema:
@@ -63,8 +82,10 @@ def _curate_label(feature: schema_pb2.Feature, task: TaskType) -> None:
         feature.int_domain.min = 0
         if task != TaskType.MULTICLASS:
             feature.int_domain.max = 1
-    elif feature.type not in _NUMBER_TYPES:
-        feature.type = schema_pb2.FLOAT
+    else:
+        if feature.type not in _NUMBER_TYPES:
+            feature.type = schema_pb2.FLOAT
+        _refuse_nan_and_inf(feature)
 
 
 def _curate_feature(feature: schema_pb2.Feature, kind: FeatureKind) -> None:
@@ -76,6 +97,15 @@ def _curate_feature(feature: schema_pb2.Feature, kind: FeatureKind) -> None:
     feature.ClearField("shape")
     feature.ClearField("value_count")
     feature.value_count.max = 1  # an empty CSV cell is an example with no value: allowed
+    if kind == FeatureKind.NUMERIC:
+        _refuse_nan_and_inf(feature)
+
+
+def _refuse_nan_and_inf(feature: schema_pb2.Feature) -> None:
+    """NaN or infinity would poison the mean and the z-score; a missing value is an empty cell."""
+    if feature.type == schema_pb2.FLOAT:
+        feature.float_domain.disallow_nan = True
+        feature.float_domain.disallow_inf = True
 
 
 class Executor(base_executor.BaseExecutor):
@@ -97,6 +127,7 @@ class Executor(base_executor.BaseExecutor):
             if split in exclude:
                 continue
             stats = stats_artifact_utils.load_statistics(stats_artifact, split).proto()
+            check_labels_vary(stats, spec)
             schema = (
                 tfdv.infer_schema(stats, infer_feature_shape=True)
                 if schema is None

@@ -16,6 +16,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.dumb_baseline_gate.importance import IMPORTANCE_FILE, feature_importance
 from components.model_exporter import parity
 from components.model_exporter.runtimes import TensorFlowRuntime
 from components.report import analysis
@@ -155,6 +156,11 @@ class Executor(base_executor.BaseExecutor):
             dumb_predictions=dumb,
             **{f"feature/{name}": _text_safe(values[:, 0]) for name, values in inputs.items()},
         )
+        try:
+            importance = feature_importance(runtime, inputs, labels, _metric_scorer(spec))
+            (Path(out.uri) / IMPORTANCE_FILE).write_text(json.dumps(importance, indent=1))
+        except ValueError as error:  # the metric is undefined on these rows (one class only)
+            logging.warning("Feature importance not computed: %s", error)
         write_blessing(
             artifact_utils.get_single_instance(output_dict[BLESSING_KEY]),
             model,
@@ -162,6 +168,24 @@ class Executor(base_executor.BaseExecutor):
             blessed,
             evaluator_blessed,
         )
+
+
+def _metric_scorer(spec: ProblemSpec):
+    """The spec's metric as a higher-is-better score of (labels, predictions)."""
+    sign = 1.0 if spec.metric.higher_is_better else -1.0
+
+    def score(labels: np.ndarray, predictions: np.ndarray) -> float:
+        value = analysis.metric_value(
+            spec.metric.name, spec.task.value, task_arrays(spec, labels), prediction_arrays(spec, predictions)
+        )
+        return sign * value
+
+    return score
+
+
+def read_importance(predictions_uri: str) -> list[dict] | None:
+    path = Path(predictions_uri) / IMPORTANCE_FILE
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def write_blessing(

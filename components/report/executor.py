@@ -18,6 +18,7 @@ from tfx.types import artifact_utils
 from components.dumb_baseline_gate.executor import (
     PREDICTIONS_FILE,
     prediction_arrays,
+    read_importance,
     read_power,
     task_arrays,
 )
@@ -110,6 +111,7 @@ class ReportBuilder:
                 else None
             ),
             "failures": self.failures(),
+            "importance": read_importance(_uri(self.inputs, "test_predictions")),
             "slices": self.slices(),
             "learning_curves": self.learning_curves(),
             "tuning": self.tuning(),
@@ -146,6 +148,7 @@ class ReportBuilder:
             "label_balance": balance,
             "label_summary": summary,
             "leakage": leakage,
+            "unused_columns": self.spec.unused_columns(list(train_stats_columns(train_stats))),
         }
 
     def _feature_kinds(self) -> dict[str, FeatureKind]:
@@ -364,6 +367,11 @@ def _split_statistics(uri: str | None) -> dict:
         if path.exists():
             found[split] = tfdv.load_stats_binary(str(path)).datasets[0]
     return found
+
+
+def train_stats_columns(stats) -> list[str]:
+    """The column names of one split's TFDV statistics (none when the split has no statistics)."""
+    return [feature.path.step[0] for feature in stats.features if feature.path.step] if stats else []
 
 
 def _feature_row(name: str, kind: FeatureKind, statistics) -> dict:

@@ -201,7 +201,18 @@ def _data_section(data: dict) -> str:
         split_table,
         "<h3>Features</h3>" if features else "",
         feature_table,
+        _unused_columns(part.get("unused_columns")),
         _label_section(part),
+    )
+
+
+def _unused_columns(columns: list[str] | None) -> str:
+    if not columns:
+        return ""
+    names = ", ".join(columns)
+    return (
+        f'<p class="warning">Not used: {_escape(names)}: in the data, but neither a feature, the label '
+        "nor excluded in the spec. Add them to <code>features</code> or <code>exclude</code>.</p>"
     )
 
 
@@ -566,6 +577,37 @@ def _targets_section(data: dict) -> str:
     return _section("targets", "Deployment targets", _table(headers, rows))
 
 
+def _importance_section(data: dict) -> str:
+    rows = data.get("importance")
+    if not rows:
+        return ""
+    metric = (data.get("metric") or {}).get("name", "metric")
+    table = _table(
+        ["feature", f"drop in {metric} when shuffled", "sd", "benefit"],
+        [
+            (
+                r["feature"],
+                r["drop"],
+                r["sd"],
+                Html("yes" if r["beneficial"] else '<span class="warning">none measurable</span>'),
+            )
+            for r in rows
+        ],
+    )
+    useless = [r["feature"] for r in rows if not r["beneficial"]]
+    note = (
+        f"No measurable benefit on the test split: {', '.join(useless)}. Consider dropping them "
+        "(each feature costs a column to collect, validate and serve)."
+        if useless
+        else "Every feature helps on the test split."
+    )
+    explain = (
+        "Permutation importance: each feature's test values are shuffled (3 times) and the model scored "
+        "again; a feature helps when the drop is more than two standard deviations above zero."
+    )
+    return _section("importance", "What the model relies on", _paragraph(explain), table, _paragraph(note))
+
+
 SECTIONS = (
     _data_section,
     _leakage_section,
@@ -574,6 +616,7 @@ SECTIONS = (
     _confusion_section,
     _thresholds_section,
     _failures_section,
+    _importance_section,
     _slices_section,
     _curves_section,
     _tuning_section,
