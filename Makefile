@@ -96,6 +96,8 @@ bench: install
 	$(PY) -m bench.serving --config config/taxi.yaml --home $(HOME_DIR)
 	$(PY) -m bench.rerun --config config/taxi.yaml --home $(HOME_DIR)/bench/rerun
 	$(PY) -m bench.overhead --runs 3 --home $(HOME_DIR)/bench/overhead
+	$(PY) -m bench.monitoring --home $(HOME_DIR)/bench/monitoring
+	$(PY) -m bench.scaling --factors 1 10 100 --home $(HOME_DIR)/bench/scaling
 
 # The live Airflow test runs alone afterwards: each of its tasks is a process importing TensorFlow and
 # TFX, which a second test worker would slow past its timeout.

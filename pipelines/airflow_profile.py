@@ -138,6 +138,21 @@ class AirflowServices:
             time.sleep(2)
         raise ProfileError(f"Airflow at {self.base_url} not healthy after {timeout:.0f}s: {last}")
 
+    def listening_addresses(self) -> set[tuple[str, int]]:
+        """Every TCP (address, port) the services' processes and their children listen on."""
+        import psutil
+
+        found = set()
+        for process in self.processes.values():
+            family = psutil.Process(process.pid)
+            for member in [family, *family.children(recursive=True)]:
+                try:
+                    connections = member.net_connections(kind="tcp")
+                except psutil.NoSuchProcess:
+                    continue
+                found |= {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
+        return found
+
     def serve(self) -> int:
         """Waits until the webserver exits (or Ctrl-C), then stops everything."""
         try:

@@ -137,15 +137,23 @@ def test_anonymous_requests_are_refused(live):
     assert page.status_code == 302 and "/login" in page.headers["Location"]
 
 
-def test_rest_trigger_runs_the_training_dag_and_pushes(live):
+def test_airflow_listens_on_loopback_only(live):
+    listening = live[0].listening_addresses()
+    assert listening and {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}, listening
+
+
+def test_two_triggers_at_once_run_one_after_the_other_and_push_once(live):
     _, _, paths, env = live
     dag = wait_for_dag(live)
     assert dag["is_paused"], "new DAGs start paused"
     assert api(live, "PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
     conf = {"epochs": 2, "reason": "REST API trigger from the live test"}
-    answer = api(live, "POST", f"/dags/{DAG_ID}/dagRuns", json={"conf": conf})
-    assert answer.status_code == 200, answer.text
-    run = wait_for_run(live, answer.json()["dag_run_id"])
+    triggered = [api(live, "POST", f"/dags/{DAG_ID}/dagRuns", json={"conf": conf}) for _ in range(2)]
+    assert [answer.status_code for answer in triggered] == [200, 200], triggered[1].text
+    first_id, second_id = (answer.json()["dag_run_id"] for answer in triggered)
+    both_seen = seen_while_first_runs(live, first_id, second_id)
+    assert both_seen and set(both_seen) == {"queued"}, f"the second run was {set(both_seen)} meanwhile"
+    run = wait_for_run(live, first_id)
     tasks = api(live, "GET", f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances").json()
     states = {task["task_id"]: task["state"] for task in tasks["task_instances"]}
     assert run["state"] == "success", states
@@ -161,6 +169,24 @@ def test_rest_trigger_runs_the_training_dag_and_pushes(live):
     assert production is not None and production.version == versions(paths.serving_dir)[0]
     history = next(Path(production.model_uri).parent.parent.glob("model_run/*/history.json"))
     assert len(json.loads(history.read_text())["loss"]) == 2, "the conf's epochs reached the Trainer"
+    second = wait_for_run(live, second_id)
+    assert second["state"] == "success", "the second run, once it started, completed"
+    assert versions(paths.serving_dir) == [production.version], "nothing new to push: all cached"
+
+
+def seen_while_first_runs(live, first_id: str, second_id: str) -> list[str]:
+    """The second run's states sampled while the first is running (max_active_runs=1)."""
+    seen = []
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        first = api(live, "GET", f"/dags/{DAG_ID}/dagRuns/{first_id}").json()["state"]
+        second = api(live, "GET", f"/dags/{DAG_ID}/dagRuns/{second_id}").json()["state"]
+        if first in ("success", "failed"):
+            return seen
+        if first == "running":
+            seen.append(second)
+        time.sleep(5)
+    return seen
 
 
 def test_grid_view_screenshot(live):

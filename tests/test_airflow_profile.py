@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
@@ -56,20 +55,6 @@ def test_unknown_profile_is_named():
         profile_environment("staging")
 
 
-def listening_addresses(services: AirflowServices) -> set[tuple[str, int]]:
-    """Every TCP address a process of these services (or a child of one) listens on."""
-    found = set()
-    for process in services.processes.values():
-        family = psutil.Process(process.pid)
-        for member in [family, *family.children(recursive=True)]:
-            try:
-                connections = member.net_connections(kind="tcp")
-            except psutil.NoSuchProcess:
-                continue
-            found |= {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
-    return found
-
-
 def local_environment(home: Path) -> dict[str, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -90,7 +75,7 @@ def test_local_airflow_listens_on_loopback_only_and_requires_login(tmp_path):
     services.start()
     try:
         services.wait_until_healthy()
-        listening = listening_addresses(services)
+        listening = services.listening_addresses()
         anonymous = requests.get(f"{services.base_url}/api/v1/dags", timeout=30)
         admin = requests.get(
             f"{services.base_url}/api/v1/dags", auth=("admin", password_file.read_text()), timeout=30

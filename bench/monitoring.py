@@ -1,0 +1,100 @@
+"""Monitoring cost: one drift check of a new 15k-row span against one training run, as whole processes.
+
+    python -m bench.monitoring [--home build/bench/monitoring]
+
+Span 1 is the shipped taxi data; the taxi pipeline (`config/taxi.yaml` without tuning, reading spans)
+trains on it. Span 2 is a noisy copy of the same 15,002 trips; `pipelines check` computes its TFDV
+statistics, validates them against the production schema and compares them with the training
+statistics (drift), then writes its report. Target (issue 7): the check takes at most 15% of the
+training run. Prints a markdown table and one JSON line. The home folder is emptied first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.rerun import REPO_ROOT, timed_run
+from bench.taxi_data import noisy_copy, taxi_rows, write_csv
+from pipelines import landing, monitoring
+from pipelines.paths import RunPaths
+from pipelines.spec import load_spec
+
+
+def spanned_spec(home: Path) -> Path:
+    raw = yaml.safe_load((REPO_ROOT / "config" / "taxi.yaml").read_text())
+    raw["data"]["source"] = str((home / "landing" / "span-{SPAN}" / "*.csv").resolve())
+    raw["data"]["window_spans"] = 1
+    raw.pop("tuning", None)
+    path = home / "taxi-monitoring.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def timed_check(config: Path, home: Path) -> float:
+    """Seconds of one whole `python -m pipelines check` process (imports included)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines", "check", "--config", str(config), "--home", str(home)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"the drift check failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--home", default="build/bench/monitoring")
+    args = parser.parse_args(argv)
+    home = Path(args.home).resolve()
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    config = spanned_spec(home)
+    spec = load_spec(config, check_data=False)
+    header, rows = taxi_rows()
+    landing.land_span(spec, [write_csv(home / "incoming" / "1" / "data.csv", header, rows)])
+    train_seconds = timed_run(str(config), home)
+    new_span = list(noisy_copy(rows, seed=1))
+    span = landing.land_span(spec, [write_csv(home / "incoming" / "2" / "data.csv", header, new_span)])
+    check_seconds = timed_check(config, home)
+    report = monitoring.reports(RunPaths.for_spec(spec.name, home).monitoring_dir, span)[-1]
+    ratio = check_seconds / train_seconds
+    print(f"Monitoring cost of '{spec.name}' (whole processes, imports included)")
+    print()
+    print("| step | rows | wall time |")
+    print("| --- | ---: | ---: |")
+    print(f"| training run (span 1) | {len(rows):,} | {train_seconds:.1f} s |")
+    print(f"| drift check (span 2) | {report['rows']:,} | {check_seconds:.1f} s |")
+    print()
+    print(f"drift check / training run = {ratio:.3f} (target <= 0.15); decision: {report['decision']}")
+    print(
+        json.dumps(
+            {
+                "bench": "monitoring",
+                "training_seconds": train_seconds,
+                "check_seconds": check_seconds,
+                "span_rows": report["rows"],
+                "decision": report["decision"],
+                "ratio": ratio,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The shipped taxi trips, and noisy copies of them for benchmarks that need more (or new) rows."""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipelines.sources import resolve
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TAXI_SOURCE = "pkg://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label/data.csv"
+# Measurements jittered in the copies; identifiers, categories, times and the label are kept.
+NOISY_COLUMNS = ("fare", "trip_miles", "trip_seconds", "tips")
+NOISE = 0.03  # relative sd
+
+
+def taxi_rows() -> tuple[list[str], list[dict[str, str]]]:
+    with open(resolve(TAXI_SOURCE, REPO_ROOT), newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def noisy_copy(rows: list[dict[str, str]], seed: int) -> Iterator[dict[str, str]]:
+    """The rows with each measurement multiplied by 1 + N(0, NOISE) (empty cells stay empty)."""
+    rng = random.Random(seed)
+    for row in rows:
+        copy = dict(row)
+        for column in NOISY_COLUMNS:
+            if copy.get(column):
+                copy[column] = f"{float(copy[column]) * (1 + rng.gauss(0, NOISE)):.2f}"
+        yield copy
+
+
+def write_csv(path: Path, header: list[str], rows) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_replicated(path: Path, factor: int) -> int:
+    """The taxi trips `factor` times (the original once, then noisy copies) in one CSV; returns rows."""
+    header, rows = taxi_rows()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+        for copy in range(1, factor):
+            writer.writerows(noisy_copy(rows, seed=copy))
+    return len(rows) * factor
