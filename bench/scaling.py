@@ -155,8 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     sizes = []
     for factor in args.factors:
         print(f"running {factor}x ...", file=sys.stderr, flush=True)
-        sizes.append(run_size(root / f"x{factor}", factor))
+        size = run_size(root / f"x{factor}", factor)
+        sizes.append(size)
         shutil.rmtree(root / f"x{factor}" / "data", ignore_errors=True)  # the CSV can be 200 MB
+        print(
+            f"  {factor}x: {size['seconds']:.1f} s, peak {size['peak_bytes'] / GIB:.2f} GB",
+            file=sys.stderr,
+            flush=True,
+        )
+        (root / "scaling.json").write_text(json.dumps({"bench": "scaling", "sizes": sizes}, indent=1))
     print_tables(sizes)
     print(json.dumps({"bench": "scaling", "sizes": sizes}))
     return 0

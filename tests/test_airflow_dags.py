@@ -200,8 +200,10 @@ def test_a_category_never_seen_in_training_is_accepted_with_a_warning(stream, po
     novel = [dict(row, company="Blueprint Cabs") if i % 3 == 0 else row for i, row in enumerate(rows[:900])]
     report = monitoring.check_span(spec, paths, land(stream, "novel", header, novel))
     assert report.decision != monitoring.BAD_DATA and not report.schema_anomalies
-    assert report.unseen_categories == {"company": ["Blueprint Cabs"]}
-    assert "WARNING company: 1 value(s) never seen in training ('Blueprint Cabs')" in report.summary()
+    # A third of the rows: the most frequent unseen value (rarer companies of span 1 are unseen too).
+    assert report.unseen_categories["company"][0] == "Blueprint Cabs"
+    warning = next(line for line in report.summary().splitlines() if "WARNING company" in line)
+    assert "never seen in training ('Blueprint Cabs'" in warning
     production = results.production_model(results.open_store(paths.metadata_config()), pipeline_name(spec))
     assert scoring.score_rows(spec, production, novel) > 0.8, "the served model still scores the rows"
     assert serving_snapshot(paths.serving_dir) == served

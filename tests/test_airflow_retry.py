@@ -27,13 +27,17 @@ def airflow_db():
     db.initdb()
 
 
-def task_state(dag_id: str, task_id: str) -> str | None:
+def up_for_retry(dag_id: str, task_id: str) -> bool:
+    """Whether an instance of the task waits for its retry (other tests' runs of the DAG share the DB)."""
     from airflow.models import TaskInstance
     from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
 
     with create_session() as session:
-        found = session.query(TaskInstance).filter_by(dag_id=dag_id, task_id=task_id).first()
-        return found.state if found else None
+        waiting = session.query(TaskInstance).filter_by(
+            dag_id=dag_id, task_id=task_id, state=TaskInstanceState.UP_FOR_RETRY
+        )
+        return waiting.count() > 0
 
 
 class ReturnsWhenRetrying(threading.Thread):
@@ -47,7 +51,7 @@ class ReturnsWhenRetrying(threading.Thread):
     def run(self) -> None:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            if task_state(self.dag_id, TASK) == "up_for_retry":
+            if up_for_retry(self.dag_id, TASK):
                 self.saw_retry = True
                 self.away.rename(self.back)
                 return
