@@ -329,6 +329,8 @@ class ProblemSpec(_Strict):
     def _feature_list(cls, features: Any) -> Any:
         """A plain list of names means: infer each kind from the schema."""
         if isinstance(features, list):
+            if not all(isinstance(name, str) for name in features):
+                raise ValueError("field 'features': a list of features must hold column names only")
             return {name: FeatureKind.AUTO.value for name in features}
         return features
 

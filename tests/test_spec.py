@@ -232,3 +232,9 @@ def test_variant_listed_twice(tmp_path):
 def test_pruning_sparsity_must_be_a_fraction(tmp_path):
     message = error_for(write_spec(tmp_path, {"deployment": {"pruning": {"target_sparsity": 1.5}}}))
     assert "field 'deployment.pruning.target_sparsity'" in message and "less than 1" in message
+
+
+def test_feature_list_of_non_names(tmp_path):
+    """Found by tests/test_spec_fuzz.py: `features: [[]]` raised TypeError instead of a SpecError."""
+    message = error_for(write_spec(tmp_path, {"features": [[]]}))
+    assert "field 'features': a list of features must hold column names only" in message

@@ -19,7 +19,12 @@ from pipelines.spec import ProblemSpec, SpecError, load_spec
 from tests.conftest import TAXI_SPEC
 
 TAXI = yaml.safe_load(TAXI_SPEC.read_text())
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: CI runs the same examples every time (a landing never depends on luck). To explore
+# further, run `pytest tests/test_spec_fuzz.py --hypothesis-seed=<n>` with derandomize off; the one
+# crash that found (`features: [[]]`) is now a test of its own in tests/test_spec.py.
+FUZZ = settings(
+    max_examples=250, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 scalars = st.one_of(
     st.none(),
