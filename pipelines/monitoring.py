@@ -146,7 +146,7 @@ def unseen_categories(
 
     Not an anomaly (the model has out-of-vocabulary buckets for them) but worth a warning: many of
     them mean the model knows less about the new data than its metrics suggest. Values come from
-    TFDV's rank histogram (the most frequent values); integer categories have none and are skipped.
+    TFDV's rank histogram (the most frequent values) of every feature the statistics hold as text.
     """
     import tensorflow_transform as tft
 

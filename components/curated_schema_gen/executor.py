@@ -39,8 +39,8 @@ def check_labels_vary(stats: statistics_pb2.DatasetFeatureStatisticsList, spec: 
         if feature.num_stats.min == feature.num_stats.max:
             raise ConstantLabelError(
                 f"label column '{column}' holds the single value {feature.num_stats.min:g} in every "
-                f"training row; a {spec.task.value} task needs rows of every outcome: check how "
-                "the label is computed"
+                f"training row; a {spec.task.value} model needs labels that vary: check how the "
+                "label is computed"
             )
 
 
