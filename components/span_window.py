@@ -62,6 +62,13 @@ class WindowResolver(resolver.Resolver):
     on every access, so the rendered window would be lost and the template reach the strategy.
     """
 
+    @classmethod
+    def get_class_type(cls) -> str:
+        """Compile as TFX's Resolver: the portable launcher (LocalDagRunner, `pipelines run`) picks a
+        system node's handler by this name, and fails with 'A node must be system node or have an
+        executor' for any other."""
+        return resolver.Resolver.get_class_type()
+
     @property
     def exec_properties(self):
         if getattr(self, "_lasting_exec_properties", None) is None:
