@@ -80,8 +80,13 @@ def scale_numeric(column: tf.Tensor | tf.SparseTensor, options: PreprocessingSpe
     """Impute missing values with the training mean (or median), then z-score with the training mean
     and standard deviation of the values that are present."""
     present_values = tf.cast(_present_values(column), tf.float32)
-    mean = tft.mean(present_values)
-    std = tf.sqrt(tft.var(present_values))
+    # The analyzers sum in float64: Beam may split the sums into other bundles from run to run, and
+    # float32 sums of values like longitudes (-87.6 +- 0.05) then differ in their last bits, which
+    # training amplifies. Rounded back to float32 they are the same, so the same data gives the
+    # same transform and, seeded, the same model. The graph computes in float32 (TFLite builtins).
+    wide_values = tf.cast(present_values, tf.float64)
+    mean = tf.cast(tft.mean(wide_values), tf.float32)
+    std = tf.cast(tf.sqrt(tft.var(wide_values)), tf.float32)
     if options.numeric_missing == "median":
         fill = tf.reshape(tft.quantiles(present_values, num_buckets=2, epsilon=0.001), [])
     else:

@@ -24,7 +24,6 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.atomic_pusher.executor import TEMP_PREFIX
 from components.dumb_baseline_gate.executor import PREDICTIONS_FILE
-from components.report.analysis import metric_value
 from pipelines import results, training
 from pipelines.paths import RunPaths
 from pipelines.spec import load_spec
@@ -228,10 +227,9 @@ def gate_arrays(paths: RunPaths, spec) -> tuple[np.ndarray, np.ndarray]:
 def test_training_is_reproducible_and_the_interrupted_runs_trained_the_same_model(setup, tmp_path):
     """An uninterrupted run in a fresh home (nothing cached) trains the model the resumed runs trained.
 
-    Bit-identical on a quiet machine (seeded weights, dropout and row order; TensorFlow op
-    determinism). Under load, Beam may split Transform's analyzer sums into other bundles, and the
-    last bits of a mean or a variance then grow over training; so: the same predictions within 0.05
-    and the same test AUC within 0.01.
+    Bit-identical: seeded weights, dropout and row order, TensorFlow op determinism, and Transform's
+    analyzers summing in float64 (under load Beam splits the sums into other bundles; float32 sums of
+    longitudes then differed in their last bits, and training grew that to 0.26 in a prediction).
     """
     spec_path, spec, paths, _ = setup
     fresh = RunPaths.for_spec(spec.name, tmp_path / "home")
@@ -240,6 +238,4 @@ def test_training_is_reproducible_and_the_interrupted_runs_trained_the_same_mode
     labels, resumed = gate_arrays(paths, spec)
     same_labels, uninterrupted = gate_arrays(fresh, spec)
     assert np.array_equal(labels, same_labels), "both runs tested on the same rows"
-    assert np.max(np.abs(resumed - uninterrupted)) < 0.05
-    auc = [metric_value("auc", "binary", labels, p) for p in (resumed, uninterrupted)]
-    assert abs(auc[0] - auc[1]) < 0.01, auc
+    assert np.array_equal(resumed, uninterrupted), np.max(np.abs(resumed - uninterrupted))
