@@ -23,14 +23,21 @@ def taxi_rows() -> tuple[list[str], list[dict[str, str]]]:
 
 
 def noisy_copy(rows: list[dict[str, str]], seed: int) -> Iterator[dict[str, str]]:
-    """The rows with each measurement multiplied by 1 + N(0, NOISE) (empty cells stay empty)."""
+    """The rows with each measurement multiplied by 1 + N(0, NOISE) (empty cells stay empty). A cell
+    written as an integer stays one (trip_seconds): its column keeps the schema's INT type."""
     rng = random.Random(seed)
     for row in rows:
         copy = dict(row)
         for column in NOISY_COLUMNS:
-            if copy.get(column):
-                copy[column] = f"{float(copy[column]) * (1 + rng.gauss(0, NOISE)):.2f}"
+            cell = copy.get(column)
+            if cell:
+                noisy = float(cell) * (1 + rng.gauss(0, NOISE))
+                copy[column] = str(round(noisy)) if _is_integer(cell) else f"{noisy:.2f}"
         yield copy
+
+
+def _is_integer(cell: str) -> bool:
+    return cell.lstrip("-").isdigit()
 
 
 def write_csv(path: Path, header: list[str], rows) -> Path:
