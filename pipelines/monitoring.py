@@ -231,7 +231,7 @@ def drift_measurements(
 
 def check_span(spec: ProblemSpec, paths: RunPaths, span: int) -> DriftReport:
     """Checks one landed span; writes its report; raises BadSpanError (after writing) on bad data."""
-    from pipelines.training import pipeline_name
+    from pipelines.paths import pipeline_name
 
     files = landing.landed_spans(spec).get(span)
     if files is None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipelines.spec import ProblemSpec
 
 DEFAULT_HOME = Path("build")
 HOME_VARIABLE = "BLUEPRINT_HOME"
@@ -72,3 +76,8 @@ class RunPaths:
     def create(self) -> None:
         for folder in (self.pipeline_root, self.metadata_path.parent, self.serving_dir):
             folder.mkdir(parents=True, exist_ok=True)
+
+
+def pipeline_name(spec: ProblemSpec) -> str:
+    """The TFX pipeline's name in ML Metadata (a light module: the drift check needs it without TFX)."""
+    return f"blueprint-{spec.name}"

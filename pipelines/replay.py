@@ -176,7 +176,7 @@ def _replay_span(
     spec: ProblemSpec, paths: RunPaths, airflow: ReplayAirflow, quarter: Path, log: Path
 ) -> dict:
     from pipelines import landing, monitoring, results, scoring
-    from pipelines.training import pipeline_name
+    from pipelines.paths import pipeline_name
 
     started = time.monotonic()
     span = landing.land_span(spec, [quarter])

@@ -22,7 +22,7 @@ from components.report.component import StakeholderReportGen
 from components.span_window import EXAMPLES_KEY, WINDOW_NODE_ID, NewestSpansStrategy, WindowResolver
 from components.strict_example_validator import StrictExampleValidator
 from pipelines import evaluation
-from pipelines.paths import RunPaths
+from pipelines.paths import RunPaths, pipeline_name
 from pipelines.sources import input_location
 from pipelines.spec import ProblemSpec
 
@@ -45,10 +45,6 @@ def code_version() -> str:
     for path in sorted((_REPO_ROOT / "components").rglob("*.py")) + [_REPO_ROOT / "pipelines/spec.py"]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def pipeline_name(spec: ProblemSpec) -> str:
-    return f"blueprint-{spec.name}"
 
 
 @dataclass(frozen=True)
