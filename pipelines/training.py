@@ -7,8 +7,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfx import v1 as tfx
+from tfx.components import Evaluator, StatisticsGen, Trainer, Transform
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
 from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from components.atomic_pusher import AtomicPusher
 from components.baseline_resolver import PreviousBlessedModelStrategy
@@ -78,14 +82,16 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
     buckets = spec.split.hash_buckets()
     example_gen = CheckedCsvExampleGen(
         input_base=location.base,
-        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=location.pattern)]),
-        output_config=tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
-                splits=[tfx.proto.SplitConfig.Split(name=s, hash_buckets=buckets[s]) for s in SPLITS]
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="all", pattern=location.pattern)]
+        ),
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[example_gen_pb2.SplitConfig.Split(name=s, hash_buckets=buckets[s]) for s in SPLITS]
             )
         ),
     ).with_id("CsvExampleGen")
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = CuratedSchemaGen(
         statistics=statistics_gen.outputs["statistics"],
         problem_spec=spec.data_view().to_config(),
@@ -101,18 +107,18 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         window = WindowResolver(
             strategy_class=NewestSpansStrategy,
             config={"num_spans": run.window_spans or spec.data.window_spans},
-            examples=tfx.dsl.Channel(type=standard_artifacts.Examples, producer_component_id=example_gen.id),
+            examples=Channel(type=standard_artifacts.Examples, producer_component_id=example_gen.id),
         ).with_id(WINDOW_NODE_ID)
         window.add_upstream_node(example_gen)
         training_examples = window.outputs[EXAMPLES_KEY]
     module_config = {"problem_spec": spec.to_config(), "code_version": code_version()}
     transform_config = {**module_config, "problem_spec": spec.data_view().to_config()}
     trainer_config = {**module_config, "run_parameters": run.trainer_overrides()}
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=training_examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
+        splits_config=transform_pb2.SplitsConfig(analyze=["train"]),
         custom_config=transform_config,
         # Pre/post-transform statistics would double Transform's time; StatisticsGen already has them.
         disable_statistics=True,
@@ -130,34 +136,34 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
             examples=training_examples,
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
-            train_args=tfx.proto.TrainArgs(splits=["train"]),
-            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            train_args=trainer_pb2.TrainArgs(splits=["train"]),
+            eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
             custom_config=trainer_config,
         ).with_id("Tuner")
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn=RUN_FN,
         examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         # A tuned run retrains the final model on train + eval with the best values.
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-        train_args=tfx.proto.TrainArgs(
+        train_args=trainer_pb2.TrainArgs(
             splits=["train", "eval"] if tuner else ["train"], num_steps=spec.training.total_steps
         ),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
         custom_config=trainer_config,
     )
-    baseline = tfx.dsl.Resolver(
+    baseline = Resolver(
         strategy_class=PreviousBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(
             type=standard_artifacts.ModelBlessing,
             producer_component_id=GATE_NODE_ID,
             output_key=GATE_BLESSING,
         ),
         candidate=trainer.outputs["model"],
     ).with_id("baseline_model_resolver")
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=training_examples,
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
@@ -198,8 +204,8 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         model=trainer.outputs["model"],
         model_blessing=gate.outputs[GATE_BLESSING],
         device_models=exporter.outputs["device_models"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(paths.serving_dir))
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(paths.serving_dir))
         ),
     ).with_id("Pusher")
     return [
@@ -226,10 +232,10 @@ def create_pipeline(
     beam_args: list[str] | None = None,
     enable_cache: bool = True,
     run: RunParameters = RunParameters(),
-) -> tfx.dsl.Pipeline:
+) -> Pipeline:
     """The TFX training pipeline for `spec`; MLMD where `paths.metadata_config()` says."""
     paths.create()
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=pipeline_name(spec),
         pipeline_root=str(paths.pipeline_root),
         components=create_components(spec, paths, run),
