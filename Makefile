@@ -91,7 +91,7 @@ page: install
 rollback: install
 	$(PY) -m pipelines rollback --config config/taxi.yaml --home $(HOME_DIR)
 
-# The five benchmarks in bench/, each printing a markdown table and a JSON line (about 2 h on 2 cores,
+# The five benchmarks in bench/, each printing a markdown table and a JSON line (about an hour on 2 cores,
 # most of it the 100x scaling run). The serving benchmark measures the demo's model: the demo runs
 # first (all cached when it has run before).
 bench: demo
