@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -27,7 +28,7 @@ from bench.rerun import REPO_ROOT, timed_run
 from bench.taxi_data import noisy_copy, taxi_rows, write_csv
 from pipelines import landing, monitoring
 from pipelines.paths import RunPaths
-from pipelines.spec import load_spec
+from pipelines.spec import ProblemSpec, load_spec
 
 
 def spanned_spec(home: Path) -> Path:
@@ -56,7 +57,9 @@ def timed_check(config: Path, home: Path) -> float:
     return seconds
 
 
-def timed_span_check(spec, config: Path, home: Path, header: list[str], rows) -> dict:
+def timed_span_check(
+    spec: ProblemSpec, config: Path, home: Path, header: list[str], rows: Iterable[dict[str, str]]
+) -> dict:
     """Lands `rows` as the next span and times one whole `pipelines check` of it."""
     number = (landing.newest_span(spec) or 0) + 1
     span = landing.land_span(spec, [write_csv(home / "incoming" / str(number) / "data.csv", header, rows)])
