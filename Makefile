@@ -36,9 +36,12 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-# The locked environment: Python 3.10 (see .python-version) with exactly the packages in uv.lock.
+# The locked environment: Python 3.10 (see .python-version) with exactly the packages in uv.lock,
+# compiled to bytecode once here: where PYTHONDONTWRITEBYTECODE is set (as on CI machines of this
+# kind) Python would otherwise compile TensorFlow, TFX and Beam from source in every process
+# (`import tensorflow` 22 s -> 8 s).
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	touch $@
 
 # Node.js runs the TF.js targets (parity checks, tests); Debian's nodejs/npm when the machine has none.

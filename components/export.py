@@ -159,6 +159,15 @@ def _lookup_table(vocabulary: list[str], oov_buckets: int):
     return tf.lookup.StaticVocabularyTable(initializer, num_oov_buckets=oov_buckets)
 
 
+def model_variables(saved_model) -> list[tf.Variable]:
+    """The network's weights in a loaded SavedModel: what its raw-feature signature reads.
+
+    The model is saved without Keras' layer traces, so the loaded object is no Keras model and has
+    no `variables` of its own.
+    """
+    return list(saved_model.signatures[RAW_SIGNATURE].variables)
+
+
 def named_outputs(predictions: tf.Tensor, spec: ProblemSpec) -> dict[str, tf.Tensor]:
     """`predictions`, and for a multilabel task also one `[None, 1]` output named after each label."""
     outputs = {PREDICTIONS_KEY: predictions}
@@ -194,4 +203,7 @@ def save_with_signatures(
         SERVING_SIGNATURE: serve_examples.get_concrete_function(),
         RAW_SIGNATURE: serve_raw.get_concrete_function(**model.raw_transform.input_specs()),
     }
-    model.save(export_dir, save_format="tf", signatures=signatures)
+    # Without the layers' traced call functions: everything that reads the model (TF Serving, TFMA,
+    # the converters, the gate) calls its signatures, and re-tracing every layer through AutoGraph
+    # for Keras' revival costs seconds at every export.
+    model.save(export_dir, save_format="tf", signatures=signatures, save_traces=False)

@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
 from components.export import raw_feature_kinds, save_with_signatures
@@ -51,7 +51,7 @@ def output_count(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> int:
 
 def make_dataset(
     files: list[str],
-    data_accessor: tfx.components.DataAccessor,
+    data_accessor: DataAccessor,
     tft_output: tft.TFTransformOutput,
     spec: ProblemSpec,
     repeat: bool,
@@ -143,7 +143,7 @@ def fit(model: keras.Model, spec: ProblemSpec, train: tf.data.Dataset, validatio
     )
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     spec = tuned_spec(training_spec(fn_args.custom_config), fn_args.hyperparameters)
     keras.utils.set_random_seed(spec.training.seed)
     tf.config.experimental.enable_op_determinism()

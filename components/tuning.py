@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
+from tfx.components.tuner.component import TunerFnResult
 
 from components.model import FeatureInput, build_model, target_scale
 from components.protocol import Arrays, Fold, arrays_from_dataset, fold_plan
@@ -227,7 +228,7 @@ def objective_name(spec: ProblemSpec) -> str:
     return f"val_{spec.metric.name}"
 
 
-def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
+def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     spec = training_spec(fn_args.custom_config)
     if spec.tuning is None:
         raise ValueError("the Tuner runs only when the spec has a 'tuning' section")
@@ -277,4 +278,4 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         project_name=f"{spec.name}_tuning",
         overwrite=True,
     )
-    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={})
+    return TunerFnResult(tuner=tuner, fit_kwargs={})

@@ -125,6 +125,10 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         # The Trainer applies the transform graph to raw examples as it reads them: nothing is
         # written twice, and a window of several spans reaches it as the spans' own artifacts.
         materialize=False,
+        # No analyzer cache: fed back as an input, each run's new cache would change Transform's
+        # inputs and defeat TFX's execution cache (a run with no new data would re-run Transform and
+        # everything after it); written and never read, it only adds Beam stages.
+        disable_analyzer_cache=True,
     )
     # Bad data stops the run here: Transform waits for the validator, which fails on anomalies.
     transform.add_upstream_node(example_validator)

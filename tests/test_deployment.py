@@ -17,7 +17,7 @@ from tensorflow.lite.python import schema_py_generated as tflite_schema
 from components.atomic_pusher import models_config
 from components.atomic_pusher.executor import build_manifest, publish_atomically, stage_device_targets
 from components.examples import to_raw_inputs
-from components.export import RAW_SIGNATURE
+from components.export import RAW_SIGNATURE, model_variables
 from components.model import PREDICTIONS_KEY
 from components.model_exporter.executor import read_targets
 from components.model_exporter.parity import target_name
@@ -220,7 +220,7 @@ def test_pruning_reaches_the_target_sparsity(manifest, version_dir):
     assert manifest["sparsity"]["reached"] == pytest.approx(TARGET_SPARSITY, abs=0.02)
     kernels = [
         v.numpy()
-        for v in tf.saved_model.load(str(version_dir)).variables
+        for v in model_variables(tf.saved_model.load(str(version_dir)))
         if v.name.endswith("kernel:0") and "dense" in v.name
     ]
     assert kernels and all(np.mean(k == 0) == pytest.approx(TARGET_SPARSITY, abs=0.02) for k in kernels)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from components.export import RAW_SIGNATURE
+from components.export import RAW_SIGNATURE, model_variables
 
 RepresentativeRows = Callable[[], Iterator[dict[str, np.ndarray]]]
 # The raw-feature preprocessing of `serving_raw` (components/export.RawTransform) and the model's clip.
@@ -29,7 +29,7 @@ def write_raw_only_saved_model(saved_model_dir: str, destination: str) -> None:
     raw = loaded.signatures[RAW_SIGNATURE]
     holder = tf.Module()
     holder.raw_transform = loaded.raw_transform  # the in-graph vocabulary tables
-    holder.model_variables = list(loaded.variables)
+    holder.model_variables = model_variables(loaded)
     holder.serve_raw = raw
     tf.saved_model.save(holder, destination, signatures={RAW_SIGNATURE: raw})
 

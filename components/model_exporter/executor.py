@@ -17,6 +17,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.export import model_variables
 from components.model_exporter import converters, parity, runtimes
 from components.model_exporter.parity import TargetReport
 from components.span_window import custom_int
@@ -38,7 +39,9 @@ def read_targets(device_models_uri: str) -> dict:
 
 def weight_sparsity(saved_model) -> float:
     """The fraction of exact zeros among the dense kernels and embeddings (what pruning sets)."""
-    weights = [v.numpy() for v in saved_model.variables if "kernel" in v.name or "embeddings" in v.name]
+    weights = [
+        v.numpy() for v in model_variables(saved_model) if "kernel" in v.name or "embeddings" in v.name
+    ]
     total = sum(w.size for w in weights)
     return float(sum(int(np.count_nonzero(w == 0)) for w in weights) / total) if total else 0.0
 
