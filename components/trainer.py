@@ -71,6 +71,9 @@ def make_dataset(
     labels = spec.label_columns
     transform_layer = tft_output.transform_features_layer()
 
+    # Traced as it is: AutoGraph would rewrite TF Transform's and Keras' call paths for every dataset
+    # (seconds each) and the function has no tensor-dependent Python control flow.
+    @tf.autograph.experimental.do_not_convert
     def split(raw_batch: dict[str, tf.Tensor]):
         batch = transform_layer(raw_batch)
         label_values = [batch.pop(name) for name in labels]
