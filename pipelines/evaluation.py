@@ -11,8 +11,9 @@ from components.model import PREDICTIONS_KEY
 from pipelines.spec import ProblemSpec, TaskType
 
 # A SavedModel called through its signature. Left to guess, TFMA tries Keras first, and a Keras model
-# is revived with every layer re-traced through AutoGraph once per Beam stage (8 loads, about a third
-# of the Evaluator's time on the taxi demo); the metrics are all configured here, none is the model's own.
+# is revived with every layer re-traced through AutoGraph, once to guess and once per Beam stage (9 loads,
+# two thirds of the Evaluator's time on the taxi data); the metrics are all configured here, none is the
+# model's own.
 MODEL_TYPE = "tf_generic"
 # The final model is evaluated once, on the test split (tuning and early stopping never see it).
 EVAL_SPLIT = "test"

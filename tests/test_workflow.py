@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from components.dumb_baseline_gate.executor import read_power
+from components.dumb_baseline_gate.executor import PREDICTIONS_FILE, read_power
 from components.protocol_tuner.executor import PROTOCOL_FILE
 from components.report.executor import REPORT_DATA_FILE
 from pipelines import training
@@ -63,6 +64,7 @@ def test_binary_task_is_tuned_by_iterated_kfold_and_beats_its_dumb_baseline(bina
     spec, run, paths = binary
     assert_beats_dumb_baseline_and_is_pushed(spec, run, paths)
     assert run.states["Tuner"] == "COMPLETE"
+    assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths)
 
 
 def test_tuning_pools_train_and_eval_only_and_the_final_model_uses_its_best_values(binary):
@@ -109,6 +111,27 @@ def test_each_task_type_trains_from_its_spec_and_beats_its_dumb_baseline(other_t
         assert report["confusion_matrix"] is None and report["residuals"]
     else:
         assert report["confusion_matrix"] is not None
+        assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths)
+
+
+def assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths) -> None:
+    """The Evaluator reads the model as a plain SavedModel, so its test loss is a configured metric,
+    not the model's compiled one: it must be the task's crossentropy of the predictions the gate saved
+    for the same test rows."""
+    saved = np.load(output_uri(paths, spec, "DumbBaselineGate", "test_predictions") / PREDICTIONS_FILE)
+    labels, predictions = saved["labels"], np.clip(saved["predictions"], 1e-7, 1 - 1e-7)
+    if spec.task.value == "multiclass":
+        chosen = predictions[np.arange(len(labels)), labels[:, 0].astype(int)]
+        expected = {"loss": -np.mean(np.log(chosen))}
+    else:
+        labels = labels.astype(float)
+        per_output = -np.mean(labels * np.log(predictions) + (1 - labels) * np.log(1 - predictions), axis=0)
+        names = spec.label_columns if spec.task.value == "multilabel" else [None]
+        expected = {
+            f"{name}/loss" if name else "loss": value for name, value in zip(names, per_output, strict=True)
+        }
+    for key, value in expected.items():
+        assert run.metrics[key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
 
 
 def test_shuffled_labels_have_no_statistical_power_and_push_nothing(tmp_path_factory, capsys):
