@@ -42,8 +42,6 @@ _LOSS_CLASSES: dict[TaskType, str] = {
 
 def metric_class(name: str, task: TaskType) -> tuple[str, str]:
     """(TFMA metric class, result key) for a spec metric name."""
-    if name == "loss":
-        return _LOSS_CLASSES[task], "loss"
     if name == "accuracy":
         if task == TaskType.MULTICLASS:
             return "SparseCategoricalAccuracy", "sparse_categorical_accuracy"
@@ -109,10 +107,12 @@ def _metric_config(name: str, spec: ProblemSpec) -> tfma.MetricConfig:
 
 def eval_config(spec: ProblemSpec) -> tfma.EvalConfig:
     names = list(dict.fromkeys([spec.metric.name, *DEFAULT_METRICS[spec.task]]))
-    if spec.task in _LOSS_CLASSES:
-        names.append("loss")
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]
     metrics += [_metric_config(name, spec) for name in names]
+    if spec.task in _LOSS_CLASSES:
+        metrics.append(
+            tfma.MetricConfig(class_name=_LOSS_CLASSES[spec.task], config=json.dumps({"name": "loss"}))
+        )
     if spec.task == TaskType.MULTILABEL:
         # One output per label (the serving signature exposes each label's column by its name).
         labels = spec.label_columns

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from sklearn.metrics import log_loss
 
 from components.dumb_baseline_gate.executor import PREDICTIONS_FILE, read_power
 from components.protocol_tuner.executor import PROTOCOL_FILE
@@ -119,17 +120,16 @@ def assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run,
     not the model's compiled one: it must be the task's crossentropy of the predictions the gate saved
     for the same test rows."""
     saved = np.load(output_uri(paths, spec, "DumbBaselineGate", "test_predictions") / PREDICTIONS_FILE)
-    labels, predictions = saved["labels"], np.clip(saved["predictions"], 1e-7, 1 - 1e-7)
+    labels, predictions = saved["labels"], saved["predictions"]
     if spec.task.value == "multiclass":
-        chosen = predictions[np.arange(len(labels)), labels[:, 0].astype(int)]
-        expected = {"loss": -np.mean(np.log(chosen))}
-    else:
-        labels = labels.astype(float)
-        per_output = -np.mean(labels * np.log(predictions) + (1 - labels) * np.log(1 - predictions), axis=0)
-        names = spec.label_columns if spec.task.value == "multilabel" else [None]
+        expected = {"loss": log_loss(labels[:, 0], predictions, labels=range(predictions.shape[1]))}
+    elif spec.task.value == "multilabel":
         expected = {
-            f"{name}/loss" if name else "loss": value for name, value in zip(names, per_output, strict=True)
+            f"{name}/loss": log_loss(labels[:, i], predictions[:, i], labels=[0, 1])
+            for i, name in enumerate(spec.label_columns)
         }
+    else:
+        expected = {"loss": log_loss(labels[:, 0], predictions[:, 0], labels=[0, 1])}
     for key, value in expected.items():
         assert run.metrics[key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
 
