@@ -109,11 +109,15 @@ class AirflowServices:
     def start(self) -> None:
         # --skip-serve-logs: LocalExecutor's tasks write logs the webserver reads from disk, and
         # Airflow's log server would listen on every interface.
-        commands = {"scheduler": ("scheduler", "--skip-serve-logs"), "webserver": ("webserver",)}
+        # The scheduler imports the pipeline's libraries once, so the tasks it forks start at once.
+        commands = {
+            "scheduler": [sys.executable, "-m", "pipelines.airflow_scheduler", "--skip-serve-logs"],
+            "webserver": airflow_command("webserver"),
+        }
         for name, command in commands.items():
             log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the process
             self.processes[name] = subprocess.Popen(
-                airflow_command(*command), env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT
             )
         print(f"Airflow scheduler and webserver starting; logs in {self.home}", flush=True)
 

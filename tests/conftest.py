@@ -37,6 +37,41 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), list(reader)
 
 
+# `make test` runs pytest-xdist with `--dist loadgroup`: each group runs on one worker, so a module- or
+# session-scoped pipeline run is made once. A test's group is its `xdist_group` mark, else its module.
+# Groups start longest first (seconds from `pytest --durations=0`, tests/README.md), so that the
+# workers finish together; groups not named here follow in file order.
+LONGEST_GROUPS_FIRST = (
+    "airflow-live",  # a real scheduler: mostly waiting on its tasks, it starts at once
+    "served-taxi",
+    "test_airflow_dags",
+    "workflow-binary",
+    "test_spanned_cli",
+    "test_deployment",
+    "workflow-tips",
+    "workflow-shuffled",
+    "workflow-multilabel",
+    "workflow-multiclass",
+    "workflow-regression",
+    "test_airflow_profile",
+    "test_preprocessing",
+)
+
+
+def xdist_group(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0]) if marker else item.module.__name__.rsplit(".", 1)[-1]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+    rank = {group: index for index, group in enumerate(LONGEST_GROUPS_FIRST)}
+    items.sort(key=lambda item: rank.get(xdist_group(item), len(rank)))
+
+
 @pytest.fixture(scope="session")
 def taxi_rows() -> tuple[list[str], list[dict[str, str]]]:
     return read_rows(taxi_csv_path())
@@ -47,3 +82,14 @@ def taxi_slice(tmp_path_factory, taxi_rows) -> Path:
     """The first 3,000 real taxi trips, as a CSV of their own."""
     header, rows = taxi_rows
     return write_rows(tmp_path_factory.mktemp("taxi") / "slice.csv", header, rows[:3000])
+
+
+@pytest.fixture(scope="session")
+def served_taxi(tmp_path_factory, taxi_rows):
+    """One CLI run on 2,500 real taxi trips (with a column the spec does not name) into a fresh home,
+    shared by the e2e checks of a served model, the bad-input catalogue and the fault tests'
+    reproducibility check. Tests that use it carry `xdist_group("served-taxi")`, so it runs once."""
+    from tests.pipeline_helpers import SERVED_ROWS, serve_taxi
+
+    header, rows = taxi_rows
+    return serve_taxi(tmp_path_factory.mktemp("served"), header, rows[:SERVED_ROWS])

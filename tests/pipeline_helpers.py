@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import TAXI_SPEC
+from tests.conftest import REPO_ROOT, TAXI_SPEC, write_rows
 
 COMPONENT_NODES = (
     "CsvExampleGen",
@@ -79,3 +82,51 @@ def output_uri(paths, spec, node: str, key: str) -> Path:
     summary = results.latest_run(paths.metadata_path, training.pipeline_name(spec))
     assert summary is not None and node in summary.outputs, (node, summary and summary.states)
     return Path(summary.outputs[node][key][0])
+
+
+def cli_run(spec_path: Path, home: Path, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """`python -m pipelines run` as a user types it, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "--config", str(spec_path), "--home", str(home)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# A free-text column the spec does not name: the run must ignore it, with a recorded warning.
+EXTRA_COLUMN = "driver_notes"
+SERVED_ROWS = 2500
+
+
+@dataclass(frozen=True)
+class ServedRun:
+    """The first run of a home, kept as it was: later tests may run again in that home."""
+
+    spec_path: Path
+    source: Path
+    spec: object  # pipelines.spec.ProblemSpec
+    paths: object  # pipelines.paths.RunPaths
+    summary: object  # pipelines.results.RunSummary of the first run
+    stdout: str
+    versions: list[str]
+    gate_predictions: Path  # the gate's saved test predictions of the first run
+
+
+def serve_taxi(folder: Path, header: list[str], rows: list[dict[str, str]]) -> ServedRun:
+    """`pipelines run` (the CLI) on real taxi trips with an extra column, into a fresh home."""
+    from pipelines import results
+    from pipelines.paths import RunPaths, pipeline_name
+    from pipelines.spec import load_spec
+
+    noted = [dict(row, **{EXTRA_COLUMN: f"trip {i}, all fine"}) for i, row in enumerate(rows)]
+    source = write_rows(folder / "data.csv", [*header, EXTRA_COLUMN], noted)
+    spec_path = write_taxi_spec(folder, source)
+    spec = load_spec(spec_path)
+    paths = RunPaths.for_spec(spec.name, folder / "home")
+    done = cli_run(spec_path, paths.home)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = results.latest_run(paths.metadata_path, pipeline_name(spec))
+    gate = Path(summary.outputs["DumbBaselineGate"]["test_predictions"][0])
+    return ServedRun(spec_path, source, spec, paths, summary, done.stdout, versions(paths.serving_dir), gate)

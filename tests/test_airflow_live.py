@@ -24,7 +24,7 @@ from pipelines.paths import MYSQL_VARIABLE, RunPaths
 from tests.conftest import REPO_ROOT
 from tests.pipeline_helpers import versions, write_taxi_spec
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("airflow-live")]
 
 DAG_ID = "blueprint-taxi"
 ADMIN = "admin"
@@ -66,7 +66,13 @@ def databases():
 def live(tmp_path_factory, taxi_slice, databases):
     """Airflow started from the production profile, with one thin DAG file for a small taxi spec."""
     root = tmp_path_factory.mktemp("live")
-    spec_file = write_taxi_spec(root / "config", taxi_slice, schedule={"training": None, "retries": 0})
+    # The checks need a push, not device models: no TFLite or TF.js conversions.
+    spec_file = write_taxi_spec(
+        root / "config",
+        taxi_slice,
+        schedule={"training": None, "retries": 0},
+        deployment={"tflite": [], "tfjs": []},
+    )
     dags = root / "dags"
     dags.mkdir()
     (dags / "taxi_live.py").write_text(
@@ -81,6 +87,7 @@ def live(tmp_path_factory, taxi_slice, databases):
         AIRFLOW_HOME=str(root / "airflow"),
         AIRFLOW_PORT=str(free_port()),
         BLUEPRINT_HOME=str(root / "home"),
+        AIRFLOW_WEBSERVER_WORKERS="1",  # the test is its only client
         **{MYSQL_VARIABLE: f"127.0.0.1:3306/{databases}"},
     )
     env = profile_environment("production", base=base)

@@ -1,9 +1,9 @@
 """The bad-input catalogue: each kind of bad data a user can hand the pipeline, and what it does.
 
-A first run on 2,500 real taxi trips (with one column the spec does not know) serves a model. Then
-each bad input either stops the run before training, with a message naming the file or column and
-the problem, or proceeds with a recorded warning. On a stop nothing is pushed and every file under
-the serving folder is byte-for-byte what it was.
+The session's served run (tests/conftest.py::served_taxi: 2,500 real taxi trips with one column the
+spec does not know) serves a model. Then each bad input either stops the run before training, with a
+message naming the file or column and the problem, or proceeds with a recorded warning. On a stop
+nothing is pushed and every file under the serving folder is byte-for-byte what it was.
 
 Catalogued elsewhere, with the same assertions: text in a numeric column and rows without a label
 (tests/test_pipeline_e2e.py), a category never seen in training and a span folder with no files
@@ -13,57 +13,40 @@ Catalogued elsewhere, with the same assertions: text in a numeric column and row
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipelines.cli import RunFailed, run_training
-from pipelines.paths import RunPaths
 from pipelines.spec import load_spec
-from tests.conftest import REPO_ROOT, write_rows
-from tests.pipeline_helpers import serving_snapshot, versions, write_taxi_spec
+from tests.conftest import write_rows
+from tests.pipeline_helpers import (
+    EXTRA_COLUMN,
+    SERVED_ROWS,
+    cli_run,
+    serving_snapshot,
+    versions,
+    write_taxi_spec,
+)
 
-pytestmark = pytest.mark.e2e
-
-EXTRA_COLUMN = "driver_notes"
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("served-taxi")]
 
 
 @pytest.fixture(scope="module")
 def trips(taxi_rows) -> tuple[list[str], list[dict[str, str]]]:
     header, rows = taxi_rows
-    return header, [dict(row) for row in rows[:2500]]
+    return header, [dict(row) for row in rows[:SERVED_ROWS]]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, trips, home) -> dict:
+def served(served_taxi) -> dict:
     """The first run, through the CLI, on trips with an extra free-text column the spec does not name."""
-    header, rows = trips
-    noted = [dict(row, **{EXTRA_COLUMN: f"trip {i}, all fine"}) for i, row in enumerate(rows)]
-    folder = tmp_path_factory.mktemp("served")
-    source = write_rows(folder / "data.csv", [*header, EXTRA_COLUMN], noted)
-    spec_path = write_taxi_spec(folder, source)
-    done = _cli_run(spec_path, home)
-    assert done.returncode == 0, done.stderr[-3000:]
-    spec = load_spec(spec_path)
-    paths = RunPaths.for_spec(spec.name, home)
-    return {"spec": spec, "paths": paths, "stdout": done.stdout, "versions": versions(paths.serving_dir)}
-
-
-def _cli_run(spec_path: Path, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "--config", str(spec_path), "--home", str(home)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    return {
+        "spec": served_taxi.spec,
+        "paths": served_taxi.paths,
+        "stdout": served_taxi.stdout,
+        "versions": served_taxi.versions,
+    }
 
 
 def _stopped_run(served: dict, source: Path) -> str:
@@ -80,7 +63,7 @@ def _stopped_run(served: dict, source: Path) -> str:
 def _refused_by_cli(served: dict, source: Path) -> str:
     """Runs the CLI on `source`; it must refuse before the pipeline starts. Returns its stderr."""
     before = serving_snapshot(served["paths"].serving_dir)
-    done = _cli_run(write_taxi_spec(source.parent / "spec", source), served["paths"].home)
+    done = cli_run(write_taxi_spec(source.parent / "spec", source), served["paths"].home)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert serving_snapshot(served["paths"].serving_dir) == before

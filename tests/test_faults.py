@@ -4,7 +4,8 @@ Each kill is a real SIGKILL of the CLI's process group at a known point. After e
 stays consistent (every completed execution's outputs are live and on disk; nothing consumed an
 artifact a killed execution left), the next run reuses what completed (cache) and executes the
 rest, and a watcher that reads the serving folder every 20 ms never sees a partial version. The
-last run pushes exactly one version.
+last run pushes exactly one version, and its model is bit for bit the model of the session's served
+run (tests/conftest.py::served_taxi): the same spec and data, run once without interruption.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from components.atomic_pusher.executor import TEMP_PREFIX
 from components.dumb_baseline_gate.executor import PREDICTIONS_FILE
 from pipelines import results, training
 from pipelines.paths import RunPaths
-from pipelines.spec import load_spec
-from tests.conftest import REPO_ROOT, write_rows
+from tests.conftest import REPO_ROOT
 from tests.fault_runner import HOLD_PUSH
-from tests.pipeline_helpers import COMPONENT_NODES, output_uri, versions, write_taxi_spec
+from tests.pipeline_helpers import COMPONENT_NODES, output_uri, versions
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("served-taxi")]
 
 Execution = metadata_store_pb2.Execution
 Artifact = metadata_store_pb2.Artifact
@@ -116,15 +116,13 @@ class PipelineProcess:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, taxi_rows):
-    header, rows = taxi_rows
-    folder = tmp_path_factory.mktemp("faults")
-    spec_path = write_taxi_spec(folder, write_rows(folder / "data.csv", header, rows[:2500]))
-    spec = load_spec(spec_path)
-    paths = RunPaths.for_spec(spec.name, folder / "home")
+def setup(tmp_path_factory, served_taxi):
+    """The served run's spec and data, run here in a home of the fault tests' own."""
+    spec = served_taxi.spec
+    paths = RunPaths.for_spec(spec.name, tmp_path_factory.mktemp("faults") / "home")
     watcher = ServingWatcher(paths.serving_dir)
     watcher.start()
-    yield spec_path, spec, paths, watcher
+    yield served_taxi.spec_path, spec, paths, watcher
     watcher.stopped.set()
 
 
@@ -219,23 +217,22 @@ def test_the_next_run_pushes_exactly_one_version_and_repeats_nothing_that_finish
     assert watcher.looks > 100 and watcher.partial == []
 
 
-def gate_arrays(paths: RunPaths, spec) -> tuple[np.ndarray, np.ndarray]:
-    saved = np.load(output_uri(paths, spec, "DumbBaselineGate", "test_predictions") / PREDICTIONS_FILE)
+def gate_arrays(predictions: Path) -> tuple[np.ndarray, np.ndarray]:
+    saved = np.load(predictions / PREDICTIONS_FILE)
     return saved["labels"], saved["predictions"]
 
 
-def test_training_is_reproducible_and_the_interrupted_runs_trained_the_same_model(setup, tmp_path):
-    """An uninterrupted run in a fresh home (nothing cached) trains the model the resumed runs trained.
+def test_training_is_reproducible_and_the_interrupted_runs_trained_the_same_model(setup, served_taxi):
+    """The session's served run, uninterrupted in a fresh home (nothing cached) on the same spec and
+    data, trained the model the resumed runs trained.
 
     Bit-identical: seeded weights, dropout and row order, TensorFlow op determinism, and Transform's
     analyzers summing in float64 (under load Beam splits the sums into other bundles; float32 sums of
     longitudes then differed in their last bits, and training grew that to 0.26 in a prediction).
     """
-    spec_path, spec, paths, _ = setup
-    fresh = RunPaths.for_spec(spec.name, tmp_path / "home")
-    run = PipelineProcess(spec_path, fresh.home)
-    assert run.finish() == 0, run.output()
-    labels, resumed = gate_arrays(paths, spec)
-    same_labels, uninterrupted = gate_arrays(fresh, spec)
+    _, spec, paths, _ = setup
+    assert served_taxi.paths.home != paths.home
+    labels, resumed = gate_arrays(output_uri(paths, spec, "DumbBaselineGate", "test_predictions"))
+    same_labels, uninterrupted = gate_arrays(served_taxi.gate_predictions)
     assert np.array_equal(labels, same_labels), "both runs tested on the same rows"
     assert np.array_equal(resumed, uninterrupted), np.max(np.abs(resumed - uninterrupted))

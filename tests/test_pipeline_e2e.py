@@ -1,4 +1,7 @@
-"""The whole TFX training pipeline on 3,000 real taxi trips: run, cache, signatures, bad data, gate."""
+"""The whole TFX training pipeline on real taxi trips: run, cache, signatures, bad data, gate.
+
+The first run is the session's served run (tests/conftest.py::served_taxi, through the CLI); the tests
+here run again in its home, and compare with what its first run left."""
 
 from __future__ import annotations
 
@@ -29,27 +32,27 @@ from tests.pipeline_helpers import (
     write_taxi_spec,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("served-taxi")]
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
+def home(served_taxi) -> Path:
+    return served_taxi.paths.home
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory, taxi_slice):
-    return load_spec(write_taxi_spec(tmp_path_factory.mktemp("spec"), taxi_slice))
+def spec(served_taxi):
+    return served_taxi.spec
 
 
 @pytest.fixture(scope="module")
-def first_run(spec, home):
-    return run_training(spec, home)
+def first_run(served_taxi):
+    return served_taxi.summary
 
 
 @pytest.fixture(scope="module")
-def paths(spec, home) -> RunPaths:
-    return RunPaths.for_spec(spec.name, home)
+def paths(served_taxi) -> RunPaths:
+    return served_taxi.paths
 
 
 def complete_executions(paths: RunPaths, spec) -> dict[str, int]:
@@ -61,10 +64,25 @@ def complete_executions(paths: RunPaths, spec) -> dict[str, int]:
     }
 
 
-def test_every_component_executed_exactly_once(first_run, paths, spec):
-    counts = complete_executions(paths, spec)
+def executions_in_run(paths: RunPaths, run_id: str) -> dict[str, int]:
+    """Per node, how many executions the pipeline run `run_id` recorded (in any state)."""
+    store = results.open_store(paths.metadata_path)
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    counts: dict[str, int] = {}
+    for execution in store.get_executions_by_context(run.id):
+        node = next(
+            c.name.split(".", 1)[1]
+            for c in store.get_contexts_by_execution(execution.id)
+            if c.type_id == store.get_context_type("node").id
+        )
+        counts[node] = counts.get(node, 0) + 1
+    return counts
+
+
+def test_every_component_executed_exactly_once(first_run, paths):
+    counts = executions_in_run(paths, first_run.run_id)
     for node in COMPONENT_NODES:
-        assert counts.get(node) == 1, (node, counts)
+        assert counts.get(node) == 1 and first_run.states[node] == "COMPLETE", (node, counts)
 
 
 def test_model_is_blessed_and_pushed_atomically(first_run, paths):
@@ -132,11 +150,11 @@ def test_raw_signature_runs_in_tflite_with_builtin_ops_one_row_at_a_time(first_r
 
 def test_second_run_without_changes_executes_and_pushes_nothing(first_run, spec, home, paths):
     before = serving_snapshot(paths.serving_dir)
+    counts_before = complete_executions(paths, spec)
     second = run_training(spec, home)
     assert [n for n in second.executed if n in COMPONENT_NODES] == []
     assert set(second.cached) >= set(COMPONENT_NODES)
-    counts = complete_executions(paths, spec)
-    assert all(counts[node] == 1 for node in COMPONENT_NODES), counts
+    assert complete_executions(paths, spec) == counts_before, "the second run executed a component"
     assert second.pushed_new is False
     assert serving_snapshot(paths.serving_dir) == before
 
@@ -198,24 +216,28 @@ def test_csv_missing_the_label_column_is_refused_by_the_cli(first_run, taxi_rows
     assert serving_snapshot(paths.serving_dir) == before
 
 
-def test_model_below_the_metric_threshold_is_not_pushed(tmp_path, taxi_slice):
-    spec = load_spec(write_taxi_spec(tmp_path, taxi_slice, threshold=0.999))
-    summary = run_training(spec, tmp_path / "home")
+def test_model_below_the_metric_threshold_is_not_pushed(first_run, served_taxi, home, paths, tmp_path):
+    """The served run's data and model with a threshold no model reaches: only the gate's side re-runs."""
+    before = serving_snapshot(paths.serving_dir)
+    spec = load_spec(write_taxi_spec(tmp_path, served_taxi.source, threshold=0.999))
+    summary = run_training(spec, home)
+    assert "Evaluator" in summary.executed and "Trainer" in summary.cached
     assert summary.blessed is False
     assert summary.pushed is False
     assert any("auc" in failure and "0.999" in failure for failure in summary.validation_failures)
-    assert versions(RunPaths.for_spec(spec.name, tmp_path / "home").serving_dir) == []
+    assert versions(paths.serving_dir) == served_taxi.versions
+    assert serving_snapshot(paths.serving_dir) == before
     device_models = Path(summary.outputs["ModelExporter"]["device_models"][0])
     assert json.loads((device_models / "targets.json").read_text())["exported"] is False
     assert sorted(p.name for p in device_models.iterdir()) == ["targets.json"]  # nothing converted
 
 
 @pytest.mark.parametrize("steps", [1, 3, 6])
-def test_a_truncated_training_budget_is_never_pushed(first_run, home, paths, taxi_slice, tmp_path, steps):
+def test_a_truncated_training_budget_is_never_pushed(first_run, served_taxi, home, paths, tmp_path, steps):
     """A worse candidate over the same data: it clears the metric's floor, not the model in production."""
     before = serving_snapshot(paths.serving_dir)
     budget = dict(SMALL_TRAINING, epochs=1, steps_per_epoch=steps)
-    truncated = load_spec(write_taxi_spec(tmp_path, taxi_slice, threshold=0.5, training=budget))
+    truncated = load_spec(write_taxi_spec(tmp_path, served_taxi.source, threshold=0.5, training=budget))
     summary = run_training(truncated, home)
     assert "Trainer" in summary.executed and "Transform" in summary.cached, "only training changed"
     assert summary.blessed is False and summary.pushed is False

@@ -46,7 +46,13 @@ def binary(tmp_path_factory):
     return run_task(tmp_path_factory, "binary", **TUNED)
 
 
-@pytest.fixture(scope="module", params=["multiclass", "regression", "multilabel"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(task, marks=pytest.mark.xdist_group(f"workflow-{task}"))
+        for task in ("multiclass", "regression", "multilabel")
+    ],
+)
 def other_task(request, tmp_path_factory):
     return run_task(tmp_path_factory, request.param)
 
@@ -61,6 +67,7 @@ def assert_beats_dumb_baseline_and_is_pushed(spec, run, paths):
     assert run.report_path and Path(run.report_path).is_file()
 
 
+@pytest.mark.xdist_group("workflow-binary")
 def test_binary_task_is_tuned_by_iterated_kfold_and_beats_its_dumb_baseline(binary):
     spec, run, paths = binary
     assert_beats_dumb_baseline_and_is_pushed(spec, run, paths)
@@ -68,6 +75,7 @@ def test_binary_task_is_tuned_by_iterated_kfold_and_beats_its_dumb_baseline(bina
     assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths)
 
 
+@pytest.mark.xdist_group("workflow-binary")
 def test_tuning_pools_train_and_eval_only_and_the_final_model_uses_its_best_values(binary):
     spec, run, paths = binary
     protocol = json.loads((output_uri(paths, spec, "Tuner", "tuner_results") / PROTOCOL_FILE).read_text())
@@ -134,6 +142,7 @@ def assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run,
         assert run.metrics[key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
 
 
+@pytest.mark.xdist_group("workflow-shuffled")
 def test_shuffled_labels_have_no_statistical_power_and_push_nothing(tmp_path_factory, capsys):
     folder = tmp_path_factory.mktemp("shuffled")
     spec = load_spec(write_task(folder, "binary", shuffle_labels=True, training=SHORT_TRAINING))
@@ -169,6 +178,7 @@ def taxi_with_tips(tmp_path_factory, taxi_rows):
     return spec, run_training(spec, folder / "home"), RunPaths.for_spec(spec.name, folder / "home")
 
 
+@pytest.mark.xdist_group("workflow-tips")
 def test_tips_as_a_feature_is_reported_as_target_leakage(taxi_with_tips):
     spec, run, paths = taxi_with_tips
     report = json.loads((output_uri(paths, spec, "Report", "report") / REPORT_DATA_FILE).read_text())
@@ -181,6 +191,7 @@ def test_tips_as_a_feature_is_reported_as_target_leakage(taxi_with_tips):
     assert {row["feature"] for row in importance} == set(spec.feature_columns(list(spec.features)))
 
 
+@pytest.mark.xdist_group("workflow-tips")
 def test_report_renders_in_chromium_with_threshold_table_and_confusion_matrix(taxi_with_tips):
     playwright = pytest.importorskip("playwright.sync_api")
     _, run, _ = taxi_with_tips
