@@ -26,9 +26,9 @@ import yaml
 
 from bench.rerun import REPO_ROOT, timed_run
 from bench.taxi_data import noisy_copy, taxi_rows, write_csv
+from components.core.spec import ProblemSpec, load_spec
 from pipelines import landing, monitoring
 from pipelines.paths import RunPaths
-from pipelines.spec import ProblemSpec, load_spec
 
 
 def spanned_spec(home: Path) -> Path:

@@ -27,10 +27,10 @@ import yaml
 
 from bench.rerun import REPO_ROOT
 from bench.scaling import Measured
+from components.core.sources import resolve
+from components.core.spec import load_spec
 from pipelines import results, scoring, training
 from pipelines.paths import RunPaths
-from pipelines.sources import resolve
-from pipelines.spec import load_spec
 
 HELD_OUT_SHARE = 0.1
 

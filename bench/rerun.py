@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from components.core.spec import load_spec
 from pipelines import results, training
 from pipelines.paths import RunPaths
-from pipelines.spec import load_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

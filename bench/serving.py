@@ -21,10 +21,10 @@ import tensorflow_transform as tft
 from tfx.types import standard_artifacts
 
 from components.atomic_pusher import models_config
+from components.core.spec import load_spec
 from components.model_exporter import parity, runtimes
 from pipelines import results, training
 from pipelines.paths import DEFAULT_HOME, RunPaths
-from pipelines.spec import load_spec
 
 
 def tfx_examples(mlmd_artifacts) -> list:

@@ -7,7 +7,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipelines.sources import resolve
+from components.core.sources import resolve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TAXI_SOURCE = "pkg://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label/data.csv"

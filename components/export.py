@@ -19,9 +19,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components.model import PREDICTIONS_KEY
+from components.core.contracts import PREDICTIONS_KEY
+from components.core.spec import FeatureKind, ProblemSpec, TaskType
 from components.preprocessing import MISSING_INDEX, resolve_kind, vocabulary_name
-from pipelines.spec import FeatureKind, ProblemSpec, TaskType
 
 RAW_SIGNATURE = "serving_raw"
 SERVING_SIGNATURE = "serving_default"

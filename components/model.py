@@ -9,9 +9,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from pipelines.spec import ProblemSpec, TaskType, TrainingSpec
+from components.core.contracts import PREDICTIONS_KEY
+from components.core.spec import ProblemSpec, TaskType, TrainingSpec
 
-PREDICTIONS_KEY = "predictions"
 # Numeric inputs (z-scores) are clipped to +-Z_CLIP standard deviations: a few extreme outliers (a
 # 20-hour taxi trip) would otherwise stretch the first layer's input range, which int8 quantization
 # shares across every feature, and leave too few levels for ordinary values.

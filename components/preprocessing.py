@@ -18,7 +18,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipelines.spec import FeatureKind, PreprocessingSpec, ProblemSpec, TaskType
+from components.core.spec import FeatureKind, PreprocessingSpec, ProblemSpec, TaskType
 
 MISSING_INDEX = 0
 MISSING_TOKEN = "__blueprint_missing__"

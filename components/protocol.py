@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from pipelines.spec import EvaluationSpec
+from components.core.spec import EvaluationSpec
 
 
 @dataclass(frozen=True)

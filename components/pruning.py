@@ -13,8 +13,8 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from absl import logging
 
+from components.core.spec import ProblemSpec
 from components.model import compile_model
-from pipelines.spec import ProblemSpec
 
 PRUNED_LAYERS = (keras.layers.Dense, keras.layers.Embedding)
 

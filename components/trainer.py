@@ -13,6 +13,7 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
+from components.core.spec import FeatureKind, ProblemSpec, TaskType
 from components.export import raw_feature_kinds, save_with_signatures
 from components.model import FeatureInput, build_model, target_scale
 from components.preprocessing import (
@@ -20,7 +21,6 @@ from components.preprocessing import (
     categorical_bucket_count,
     vocabulary_name,
 )
-from pipelines.spec import FeatureKind, ProblemSpec, TaskType
 
 HISTORY_FILE = "history.json"
 PRUNING_FILE = "pruning.json"

@@ -22,11 +22,11 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
+from components.core import evaluation
+from components.core.spec import ProblemSpec, TaskType, TrainingSpec
 from components.model import FeatureInput, build_model, target_scale
 from components.protocol import Arrays, Fold, arrays_from_dataset, fold_plan
 from components.trainer import feature_inputs, make_dataset, output_count, training_spec
-from pipelines import evaluation
-from pipelines.spec import ProblemSpec, TaskType, TrainingSpec
 
 DROPOUT_RANGE = (0.0, 0.5, 0.1)
 L1_CHOICES = [0.0, 1e-5, 1e-4]

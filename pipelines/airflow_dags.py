@@ -26,8 +26,8 @@ from airflow.models.param import Param
 from airflow.operators.python import PythonOperator, ShortCircuitOperator
 from airflow.operators.trigger_dagrun import TriggerDagRunOperator
 
+from components.core.spec import ProblemSpec, load_spec
 from pipelines.paths import RunPaths, home_from_environment
-from pipelines.spec import ProblemSpec, load_spec
 
 START_DATE = datetime(2024, 1, 1)
 TRAINING_GATE = "should_train"

@@ -9,8 +9,8 @@ import time
 import traceback
 from pathlib import Path
 
+from components.core.spec import ProblemSpec, SpecError, load_spec
 from pipelines.paths import DEFAULT_HOME, RunPaths
-from pipelines.spec import ProblemSpec, SpecError, load_spec
 
 EXIT_FAILED = 1
 EXIT_BAD_SPEC = 2
@@ -108,7 +108,7 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
 
 
 def _warn_about_unused_columns(spec: ProblemSpec) -> None:
-    from pipelines import sources
+    from components.core import sources
 
     files = sources.glob_files(spec.data.source_glob)
     unused = spec.unused_columns(sources.read_header(spec.data.source_glob)) if files else []

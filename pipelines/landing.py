@@ -12,8 +12,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from pipelines import sources
-from pipelines.spec import SPAN_TOKEN, ProblemSpec
+from components.core import sources
+from components.core.spec import SPAN_TOKEN, ProblemSpec
 
 INCOMING_PREFIX = ".incoming-"
 

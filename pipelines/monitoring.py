@@ -17,9 +17,9 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx.utils import io_utils
 
+from components.core.spec import FeatureKind, ProblemSpec
 from pipelines import landing, results
 from pipelines.paths import RunPaths
-from pipelines.spec import FeatureKind, ProblemSpec
 
 BAD_DATA = "bad_data"
 RETRAIN = "retrain"

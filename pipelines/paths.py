@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipelines.spec import ProblemSpec
+    from components.core.spec import ProblemSpec
 
 DEFAULT_HOME = Path("build")
 HOME_VARIABLE = "BLUEPRINT_HOME"

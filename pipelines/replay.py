@@ -19,9 +19,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from components.core.sources import resolve
+from components.core.spec import ProblemSpec, load_spec
 from pipelines.paths import HOME_VARIABLE, RunPaths
-from pipelines.sources import resolve
-from pipelines.spec import ProblemSpec, load_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPLAY_SPEC = "config/taxi_replay.yaml"

@@ -9,6 +9,8 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
+from components.core.evaluation import read_evaluation
+
 _STATE_NAMES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
 
 
@@ -147,49 +149,6 @@ def _read_results(store, summary: RunSummary, executions, node_of: dict[int, str
             if summary.pushed:
                 summary.pushed_version = props["pushed_version"].string_value
                 summary.pushed_path = props["pushed_destination"].string_value
-
-
-def slice_metrics(by_output: dict) -> dict[str, float]:
-    """The numeric metrics of one TFMA slice, keyed `output/name` (just `name` for a single output)."""
-    metrics: dict[str, float] = {}
-    for output_name, by_sub_key in by_output.items():
-        for values in by_sub_key.values():
-            for name, value in values.items():
-                if isinstance(value, dict) and "doubleValue" in value:
-                    metrics[f"{output_name}/{name}" if output_name else name] = float(value["doubleValue"])
-    return metrics
-
-
-def read_evaluation(uri: str) -> tuple[dict[str, float], list[str]]:
-    """Overall metrics of an Evaluator output, and why validation failed (empty when it passed)."""
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_eval_result(uri)
-    metrics = next((slice_metrics(by_output) for key, by_output in result.slicing_metrics if key == ()), {})
-    failures = []
-    validation = tfma.load_validation_result(uri)
-    if not validation.validation_ok:
-        for per_slice in validation.metric_validations_per_slice:
-            for failure in per_slice.failures:
-                failures.append(
-                    f"{failure.metric_key.name}: {failure.metric_value.double_value.value:.4f} "
-                    f"fails {failure.message or _threshold_text(failure.metric_threshold)}"
-                )
-        if validation.missing_thresholds:
-            failures.append("some thresholds had no metric to check")
-    return metrics, failures
-
-
-def _threshold_text(threshold) -> str:
-    if threshold.HasField("value_threshold"):
-        bound = threshold.value_threshold
-        if bound.HasField("lower_bound"):
-            return f"the threshold (at least {bound.lower_bound.value:g})"
-        if bound.HasField("upper_bound"):
-            return f"the threshold (at most {bound.upper_bound.value:g})"
-    if threshold.HasField("change_threshold"):
-        return "the no-regression check against the model in production"
-    return "its threshold"
 
 
 @dataclass

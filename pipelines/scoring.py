@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.spec import ProblemSpec
+from components.core.spec import ProblemSpec
 
 
 def metric_value(spec: ProblemSpec, labels: np.ndarray, predictions: np.ndarray) -> float:
@@ -22,8 +22,8 @@ def score_rows(spec: ProblemSpec, production, rows: list[dict[str, str]]) -> flo
     import tensorflow as tf
     import tensorflow_transform as tft
 
+    from components.core.contracts import PREDICTIONS_KEY
     from components.examples import to_tf_example
-    from components.model import PREDICTIONS_KEY
 
     label = spec.label_columns[0]
     rows = [row for row in rows if (row.get(label) or "").strip()]

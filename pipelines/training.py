@@ -17,6 +17,9 @@ from tfx.types.channel import Channel
 from components.atomic_pusher import AtomicPusher
 from components.baseline_resolver import PreviousBlessedModelStrategy
 from components.checked_csv_example_gen import CheckedCsvExampleGen
+from components.core import evaluation
+from components.core.sources import input_location
+from components.core.spec import ProblemSpec
 from components.curated_schema_gen import CuratedSchemaGen
 from components.dumb_baseline_gate import DumbBaselineGate
 from components.dumb_baseline_gate.executor import BLESSING_KEY as GATE_BLESSING
@@ -25,10 +28,7 @@ from components.protocol_tuner import ProtocolTuner
 from components.report.component import StakeholderReportGen
 from components.span_window import EXAMPLES_KEY, WINDOW_NODE_ID, NewestSpansStrategy, WindowResolver
 from components.strict_example_validator import StrictExampleValidator
-from pipelines import evaluation
 from pipelines.paths import RunPaths, pipeline_name
-from pipelines.sources import input_location
-from pipelines.spec import ProblemSpec
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
@@ -39,14 +39,22 @@ GATE_NODE_ID = "DumbBaselineGate"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def code_version() -> str:
-    """A fingerprint of the module code TFX runs by import path.
+COMPONENTS_DIR = _REPO_ROOT / "components"
+# What the components run: their Python modules (the shared core included) and the TF.js runner.
+CODE_SUFFIXES = (".py", ".mjs")
 
-    Transform and Trainer receive it in `custom_config`, so editing that code invalidates their
-    cached results (TFX only fingerprints module *files*, and we pass import paths).
+
+def code_version(components_dir: Path = COMPONENTS_DIR) -> str:
+    """A fingerprint of the code the components run.
+
+    Transform and Trainer (and our own components) receive it, so editing that code invalidates their
+    cached results (TFX only fingerprints module *files*, and we pass import paths). No module of
+    `components/` imports `pipelines/` (tests/test_layers.py), so `components/` is all of that code.
     """
     digest = hashlib.sha256()
-    for path in sorted((_REPO_ROOT / "components").rglob("*.py")) + [_REPO_ROOT / "pipelines/spec.py"]:
+    files = sorted(p for p in components_dir.rglob("*") if p.suffix in CODE_SUFFIXES and p.is_file())
+    for path in files:
+        digest.update(str(path.relative_to(components_dir)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

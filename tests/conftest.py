@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import pytest  # noqa: E402
 
 from bench.taxi_data import write_csv as write_rows  # noqa: E402, F401  (tests import it from here)
-from pipelines.sources import resolve  # noqa: E402
+from components.core.sources import resolve  # noqa: E402
 
 TAXI_SOURCE = "pkg://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label/data.csv"
 TAXI_SPEC = REPO_ROOT / "config" / "taxi.yaml"

@@ -106,7 +106,7 @@ class ServedRun:
 
     spec_path: Path
     source: Path
-    spec: object  # pipelines.spec.ProblemSpec
+    spec: object  # components.core.spec.ProblemSpec
     paths: object  # pipelines.paths.RunPaths
     summary: object  # pipelines.results.RunSummary of the first run
     stdout: str
@@ -116,9 +116,9 @@ class ServedRun:
 
 def serve_taxi(folder: Path, header: list[str], rows: list[dict[str, str]]) -> ServedRun:
     """`pipelines run` (the CLI) on real taxi trips with an extra column, into a fresh home."""
+    from components.core.spec import load_spec
     from pipelines import results
     from pipelines.paths import RunPaths, pipeline_name
-    from pipelines.spec import load_spec
 
     noted = [dict(row, **{EXTRA_COLUMN: f"trip {i}, all fine"}) for i, row in enumerate(rows)]
     source = write_rows(folder / "data.csv", [*header, EXTRA_COLUMN], noted)

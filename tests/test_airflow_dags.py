@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.core.spec import load_spec
 from pipelines import landing, monitoring, results, scoring
 from pipelines.paths import RunPaths
 from pipelines.replay import ReplayAirflow
-from pipelines.spec import load_spec
 from pipelines.training import pipeline_name
 from tests.conftest import REPO_ROOT, write_rows
 from tests.pipeline_helpers import COMPONENT_NODES, serving_snapshot, versions, write_taxi_spec

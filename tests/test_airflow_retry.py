@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from components.core.spec import load_spec
 from pipelines.airflow_dags import training_dag, training_dag_id
-from pipelines.spec import load_spec
 from tests.conftest import write_rows
 from tests.pipeline_helpers import write_taxi_spec
 

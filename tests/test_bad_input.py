@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from components.core.spec import load_spec
 from pipelines.cli import RunFailed, run_training
-from pipelines.spec import load_spec
 from tests.conftest import write_rows
 from tests.pipeline_helpers import (
     EXTRA_COLUMN,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from components.core.spec import load_spec
 from pipelines import landing
-from pipelines.spec import load_spec
 from tests.conftest import TAXI_SPEC
 
 

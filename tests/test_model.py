@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from components.core.spec import ProblemSpec, TaskType
 from components.model import FeatureInput, build_model, head_for
-from pipelines.spec import ProblemSpec, TaskType
 
 FEATURES = [FeatureInput("fare"), FeatureInput("company", buckets=5)]
 

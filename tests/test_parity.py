@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from components.core.spec import load_spec
 from components.model_exporter.parity import metric_value, passes
 from components.model_exporter.runtimes import to_json_columns
-from pipelines.spec import load_spec
 from tests.conftest import TAXI_SPEC
 
 

@@ -16,13 +16,13 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.atomic_pusher import models_config
+from components.core.contracts import PREDICTIONS_KEY
+from components.core.spec import load_spec
 from components.examples import to_raw_inputs, to_tf_example
 from components.export import RAW_SIGNATURE, SERVING_SIGNATURE
-from components.model import PREDICTIONS_KEY
 from pipelines import results, training
 from pipelines.cli import RunFailed, run_training
 from pipelines.paths import RunPaths
-from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT, read_rows, write_rows
 from tests.pipeline_helpers import (
     COMPONENT_NODES,

@@ -12,8 +12,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from components.core.spec import ProblemSpec
 from components.preprocessing import MISSING_INDEX, preprocessing_fn, vocabulary_name
-from pipelines.spec import ProblemSpec
 
 FARES = [10.0, None, 20.0, 30.0, None, 80.0]  # present: 10, 20, 30, 80 -> mean 35
 COMPANIES = ["Flash", "Yellow", None, "Flash", "Flash", "Yellow"]

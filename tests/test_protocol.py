@@ -7,10 +7,10 @@ import pytest
 import tf_keras as keras
 from sklearn import datasets
 
+from components.core.spec import EvaluationSpec, ProblemSpec
 from components.model import FeatureInput, build_model
 from components.protocol import Arrays, fold_plan
 from components.tuning import capacity_sweep, overfits
-from pipelines.spec import EvaluationSpec, ProblemSpec
 
 TRAIN_ROWS, EVAL_ROWS = 120, 30
 

@@ -7,8 +7,8 @@ import pytest
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from components.core.spec import load_spec
 from components.curated_schema_gen.executor import MissingColumnError, curate_schema
-from pipelines.spec import load_spec
 from tests.conftest import TAXI_SPEC
 
 

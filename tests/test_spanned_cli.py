@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from components.core.spec import load_spec
 from pipelines import landing, results
 from pipelines.cli import run_training
 from pipelines.paths import RunPaths
-from pipelines.spec import load_spec
 from tests.conftest import write_rows
 from tests.pipeline_helpers import cli_run, versions, write_taxi_spec
 

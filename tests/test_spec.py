@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.spec import FeatureKind, SpecError, TaskType, load_spec
+from components.core.spec import FeatureKind, SpecError, TaskType, load_spec
 from tests.conftest import TAXI_SPEC
 
 VALID = yaml.safe_load(TAXI_SPEC.read_text())

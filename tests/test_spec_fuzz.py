@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.spec import ProblemSpec, SpecError, load_spec
+from components.core.spec import ProblemSpec, SpecError, load_spec
 from tests.conftest import TAXI_SPEC
 
 TAXI = yaml.safe_load(TAXI_SPEC.read_text())

@@ -12,13 +12,13 @@ import pytest
 import yaml
 from sklearn.metrics import log_loss
 
+from components.core.spec import load_spec
 from components.dumb_baseline_gate.executor import PREDICTIONS_FILE, read_power
 from components.protocol_tuner.executor import PROTOCOL_FILE
 from components.report.executor import REPORT_DATA_FILE
 from pipelines import training
 from pipelines.cli import run_training
 from pipelines.paths import RunPaths
-from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT, write_rows
 from tests.pipeline_helpers import output_uri, serving_snapshot, versions, write_taxi_spec
 from tests.sklearn_tables import write_task

@@ -16,7 +16,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
-from pipelines.spec import FeatureKind, ProblemSpec, TaskType
+from components.core.spec import FeatureKind, ProblemSpec, TaskType
 
 _NUMBER_TYPES = (schema_pb2.INT, schema_pb2.FLOAT)
 

@@ -16,11 +16,11 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.core.spec import ProblemSpec, TaskType
 from components.dumb_baseline_gate.importance import IMPORTANCE_FILE, feature_importance
 from components.model_exporter import parity
 from components.model_exporter.runtimes import TensorFlowRuntime
 from components.report import analysis
-from pipelines.spec import ProblemSpec, TaskType
 
 POWER_FILE = "power.json"
 # Not "blessing": Airflow's launcher names artifacts "<output key>:<run id>", unique per type, and the

@@ -17,11 +17,11 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.core.spec import ProblemSpec
 from components.export import model_variables
 from components.model_exporter import converters, parity, runtimes
 from components.model_exporter.parity import TargetReport
 from components.span_window import custom_int
-from pipelines.spec import ProblemSpec
 
 TARGETS_FILE = "targets.json"
 EXPORTED_PROPERTY = "exported"

@@ -13,8 +13,8 @@ import tensorflow_transform as tft
 from tfx import types
 from tfx.types import artifact_utils
 
-from pipelines import evaluation
-from pipelines.spec import ProblemSpec, TaskType
+from components.core import evaluation
+from components.core.spec import ProblemSpec, TaskType
 
 TEST_SPLIT = "test"
 TRAIN_SPLIT = "train"

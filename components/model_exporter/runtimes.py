@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from components.core.contracts import PREDICTIONS_KEY
 from components.export import RAW_SIGNATURE
-from components.model import PREDICTIONS_KEY
 
 BATCH = 256
 TFJS_SCRIPT = Path(__file__).with_name("tfjs_predict.mjs")

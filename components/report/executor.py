@@ -15,6 +15,9 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
+from components.core import evaluation
+from components.core.evaluation import read_evaluation, slice_metrics
+from components.core.spec import FeatureKind, ProblemSpec, TaskType
 from components.dumb_baseline_gate.executor import (
     PREDICTIONS_FILE,
     prediction_arrays,
@@ -26,9 +29,6 @@ from components.model_exporter import parity
 from components.model_exporter.parity import target_name
 from components.report import analysis
 from components.report.render import render_report
-from pipelines import evaluation
-from pipelines.results import slice_metrics
-from pipelines.spec import FeatureKind, ProblemSpec, TaskType
 
 REPORT_FILE = "report.html"
 REPORT_DATA_FILE = "report.json"
@@ -120,8 +120,6 @@ class ReportBuilder:
         }
 
     def verdict(self) -> dict:
-        from pipelines.results import read_evaluation
-
         _, failures = read_evaluation(_uri(self.inputs, "evaluation"))
         reasons = [f"the Evaluator: {failure}" for failure in failures]
         if not self.power["statistical_power"]:

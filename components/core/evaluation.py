@@ -7,8 +7,8 @@ import json
 
 import tensorflow_model_analysis as tfma
 
-from components.model import PREDICTIONS_KEY
-from pipelines.spec import ProblemSpec, TaskType
+from components.core.contracts import PREDICTIONS_KEY
+from components.core.spec import ProblemSpec, TaskType
 
 # A SavedModel called through its signature. Left to guess, TFMA tries Keras first, and a Keras model
 # is revived with every layer re-traced through AutoGraph, once to guess and once per Beam stage (9 loads,
@@ -139,3 +139,49 @@ def eval_config(spec: ProblemSpec) -> tfma.EvalConfig:
         + [tfma.SlicingSpec(feature_keys=[feature]) for feature in spec.evaluation.slices],
         metrics_specs=[metrics_spec],
     )
+
+
+# Readers of the Evaluator's output (TFMA's files), for the report and the run summary.
+
+
+def slice_metrics(by_output: dict) -> dict[str, float]:
+    """The numeric metrics of one TFMA slice, keyed `output/name` (just `name` for a single output)."""
+    metrics: dict[str, float] = {}
+    for output_name, by_sub_key in by_output.items():
+        for values in by_sub_key.values():
+            for name, value in values.items():
+                if isinstance(value, dict) and "doubleValue" in value:
+                    metrics[f"{output_name}/{name}" if output_name else name] = float(value["doubleValue"])
+    return metrics
+
+
+def read_evaluation(uri: str) -> tuple[dict[str, float], list[str]]:
+    """Overall metrics of an Evaluator output, and why validation failed (empty when it passed)."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(uri)
+    metrics = next((slice_metrics(by_output) for key, by_output in result.slicing_metrics if key == ()), {})
+    failures = []
+    validation = tfma.load_validation_result(uri)
+    if not validation.validation_ok:
+        for per_slice in validation.metric_validations_per_slice:
+            for failure in per_slice.failures:
+                failures.append(
+                    f"{failure.metric_key.name}: {failure.metric_value.double_value.value:.4f} "
+                    f"fails {failure.message or _threshold_text(failure.metric_threshold)}"
+                )
+        if validation.missing_thresholds:
+            failures.append("some thresholds had no metric to check")
+    return metrics, failures
+
+
+def _threshold_text(threshold) -> str:
+    if threshold.HasField("value_threshold"):
+        bound = threshold.value_threshold
+        if bound.HasField("lower_bound"):
+            return f"the threshold (at least {bound.lower_bound.value:g})"
+        if bound.HasField("upper_bound"):
+            return f"the threshold (at most {bound.upper_bound.value:g})"
+    if threshold.HasField("change_threshold"):
+        return "the no-regression check against the model in production"
+    return "its threshold"
