@@ -20,7 +20,8 @@ import numpy as np
 import tensorflow_transform as tft
 from tfx.types import standard_artifacts
 
-from components.atomic_pusher import models_config
+from components.core import models_config
+from components.core.contracts import target_name
 from components.core.spec import load_spec
 from components.model_exporter import parity, runtimes
 from pipelines import results, training
@@ -67,7 +68,7 @@ def measure_target(target: dict, version_dir: Path, inputs, labels, spec, calls:
 
         batch_seconds = best_of(repeats, predict_all)
     return {
-        "target": parity.target_name(target),
+        "target": target_name(target),
         "runtime": runtime.name,
         "size_bytes": target["size_bytes"],
         "p50_ms": float(np.percentile(timings, 50)),

@@ -176,7 +176,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from components.atomic_pusher import models_config
+    from components.core import models_config
     from pipelines import deployments
 
     spec = load_spec(args.config, check_data=False)

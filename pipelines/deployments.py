@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from components.atomic_pusher.models_config import read_manifest
-from components.model_exporter.parity import target_name
+from components.core.contracts import target_name
+from components.core.models_config import read_manifest
 
 __all__ = ["read_manifest", "target_table"]
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from components.atomic_pusher import models_config
 from components.atomic_pusher.executor import (
     TEMP_PREFIX,
     build_manifest,
@@ -20,13 +19,14 @@ from components.atomic_pusher.executor import (
     remove_abandoned_staging,
     stage_device_targets,
 )
+from components.core import models_config
 from tests.conftest import REPO_ROOT
 
 # Publishes a model the way the Pusher does, in a process the OS lets write files of 64 KiB at most.
 _PUSH_UNDER_A_FILE_SIZE_LIMIT = """
 import resource, signal, sys
 from pathlib import Path
-from components.atomic_pusher import models_config
+from components.core import models_config
 from components.atomic_pusher.executor import publish_atomically
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))

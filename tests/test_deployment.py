@@ -14,14 +14,13 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow.lite.python import schema_py_generated as tflite_schema
 
-from components.atomic_pusher import models_config
 from components.atomic_pusher.executor import build_manifest, publish_atomically, stage_device_targets
-from components.core.contracts import PREDICTIONS_KEY
+from components.core import models_config
+from components.core.contracts import PREDICTIONS_KEY, target_name
 from components.core.spec import load_spec
 from components.examples import to_raw_inputs
 from components.export import RAW_SIGNATURE, model_variables
 from components.model_exporter.executor import read_targets
-from components.model_exporter.parity import target_name
 from components.model_exporter.runtimes import TfjsNodeRuntime, TFLiteRuntime
 from pipelines import cli, page_server
 from pipelines.cli import run_training

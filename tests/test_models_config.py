@@ -9,8 +9,8 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from components.atomic_pusher import models_config
 from components.atomic_pusher.executor import publish_atomically
+from components.core import models_config
 from tests.conftest import REPO_ROOT
 from tests.test_atomic_push import make_model
 

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.atomic_pusher import models_config
+from components.core import models_config
 from components.core.contracts import PREDICTIONS_KEY
 from components.core.spec import load_spec
 from components.examples import to_raw_inputs, to_tf_example

@@ -19,7 +19,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.atomic_pusher import models_config
+from components.core import models_config
 from components.model_exporter.executor import read_targets
 
 TEMP_PREFIX = ".incoming-"

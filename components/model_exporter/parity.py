@@ -14,17 +14,13 @@ from tfx import types
 from tfx.types import artifact_utils
 
 from components.core import evaluation
+from components.core.contracts import target_name
 from components.core.spec import ProblemSpec, TaskType
 
 TEST_SPLIT = "test"
 TRAIN_SPLIT = "train"
 CALIBRATION_ROWS = 500
 CALIBRATION_POOL = 50_000  # training rows read to draw the calibration rows from
-
-
-def target_name(target: dict) -> str:
-    """`serving` for the SavedModel, `<target>-<variant>` for a device model (tflite-int8, tfjs-uint8)."""
-    return target["target"] if target["target"] == "serving" else f"{target['target']}-{target['variant']}"
 
 
 @dataclass

@@ -16,6 +16,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.core import evaluation
+from components.core.contracts import target_name
 from components.core.evaluation import read_evaluation, slice_metrics
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
 from components.dumb_baseline_gate.executor import (
@@ -26,7 +27,6 @@ from components.dumb_baseline_gate.executor import (
     task_arrays,
 )
 from components.model_exporter import parity
-from components.model_exporter.parity import target_name
 from components.report import analysis
 from components.report.render import render_report
 
