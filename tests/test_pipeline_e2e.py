@@ -6,8 +6,7 @@ here run again in its home, and compare with what its first run left."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,11 @@ from components.export import RAW_SIGNATURE, SERVING_SIGNATURE
 from pipelines import results, training
 from pipelines.cli import RunFailed, run_training
 from pipelines.paths import RunPaths
-from tests.conftest import REPO_ROOT, read_rows, write_rows
+from tests.conftest import read_rows, write_rows
 from tests.pipeline_helpers import (
     COMPONENT_NODES,
     SMALL_TRAINING,
+    cli_run,
     serving_snapshot,
     versions,
     write_taxi_spec,
@@ -66,23 +66,18 @@ def complete_executions(paths: RunPaths, spec) -> dict[str, int]:
     }
 
 
-def executions_in_run(paths: RunPaths, run_id: str) -> dict[str, int]:
+def executions_in_run(paths: RunPaths, spec, run_id: str) -> dict[str, int]:
     """Per node, how many executions the pipeline run `run_id` recorded (in any state)."""
     store = results.open_store(paths.metadata_path)
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
-    counts: dict[str, int] = {}
-    for execution in store.get_executions_by_context(run.id):
-        node = next(
-            c.name.split(".", 1)[1]
-            for c in store.get_contexts_by_execution(execution.id)
-            if c.type_id == store.get_context_type("node").id
-        )
-        counts[node] = counts.get(node, 0) + 1
-    return counts
+    node_of = results._node_names(
+        store, store.get_executions_by_context(run.id), training.pipeline_name(spec)
+    )
+    return dict(Counter(node_of.values()))
 
 
-def test_every_component_executed_exactly_once(first_run, paths):
-    counts = executions_in_run(paths, first_run.run_id)
+def test_every_component_executed_exactly_once(first_run, paths, spec):
+    counts = executions_in_run(paths, spec, first_run.run_id)
     for node in COMPONENT_NODES:
         assert counts.get(node) == 1 and first_run.states[node] == "COMPLETE", (node, counts)
 
@@ -205,13 +200,7 @@ def test_csv_missing_the_label_column_is_refused_by_the_cli(first_run, taxi_rows
     kept = [c for c in header if c != "big_tipper"]
     source = write_rows(tmp_path / "data.csv", kept, [{c: r[c] for c in kept} for r in rows[:500]])
     spec_path = write_taxi_spec(tmp_path, source)
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "--config", str(spec_path), "--home", str(home)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = cli_run(spec_path, home, timeout=600)
     assert done.returncode == 2, done.stderr
     assert "field 'label'" in done.stderr and "'big_tipper' is not in the data" in done.stderr
     assert "Traceback" not in done.stderr
