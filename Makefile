@@ -12,7 +12,6 @@ PYTEST_ARGS ?=
 # Three test groups at a time on two cores: see `test` below.
 PYTEST_WORKERS ?= 3
 
-export TF_USE_LEGACY_KERAS := 1
 export UV_PYTHON_DOWNLOADS := never
 export PYTHONPATH := $(CURDIR)
 

@@ -24,11 +24,13 @@ from pathlib import Path
 
 import yaml
 
-from bench.rerun import REPO_ROOT, timed_run
-from bench.taxi_data import noisy_copy, taxi_rows, write_csv
+from bench.rerun import timed_run
+from bench.taxi_data import noisy_copy, taxi_rows
+from components.core.sources import write_table
 from components.core.spec import ProblemSpec, load_spec
-from pipelines import landing, monitoring
 from pipelines.paths import RunPaths
+from pipelines.settings import REPO_ROOT
+from pipelines.workflow import landing, monitoring
 
 
 def spanned_spec(home: Path) -> Path:
@@ -62,7 +64,7 @@ def timed_span_check(
 ) -> dict:
     """Lands `rows` as the next span and times one whole `pipelines check` of it."""
     number = (landing.newest_span(spec) or 0) + 1
-    span = landing.land_span(spec, [write_csv(home / "incoming" / str(number) / "data.csv", header, rows)])
+    span = landing.land_span(spec, [write_table(home / "incoming" / str(number) / "data.csv", header, rows)])
     seconds = timed_check(config, home)
     report = monitoring.reports(RunPaths.for_spec(spec.name, home).monitoring_dir, span)[-1]
     return {"span": span, "seconds": seconds, "rows": report["rows"], "decision": report["decision"]}
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     config = spanned_spec(home)
     spec = load_spec(config, check_data=False)
     header, rows = taxi_rows()
-    landing.land_span(spec, [write_csv(home / "incoming" / "1" / "data.csv", header, rows)])
+    landing.land_span(spec, [write_table(home / "incoming" / "1" / "data.csv", header, rows)])
     train_seconds = timed_run(str(config), home)
     checks = [timed_span_check(spec, config, home, header, noisy_copy(rows, seed=span)) for span in (2, 3)]
     ratio = checks[1]["seconds"] / train_seconds

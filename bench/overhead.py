@@ -25,12 +25,12 @@ from pathlib import Path
 
 import yaml
 
-from bench.rerun import REPO_ROOT
 from bench.scaling import Measured
 from components.core.sources import resolve
 from components.core.spec import load_spec
-from pipelines import results, scoring, training
 from pipelines.paths import RunPaths
+from pipelines.settings import REPO_ROOT
+from pipelines.workflow import results, scoring, training
 
 HELD_OUT_SHARE = 0.1
 

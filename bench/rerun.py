@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 from components.core.spec import load_spec
-from pipelines import results, training
 from pipelines.paths import RunPaths
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from pipelines.settings import REPO_ROOT
+from pipelines.workflow import results, training
 
 
 def timed_run(config: str, home: Path) -> float:

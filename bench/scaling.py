@@ -25,8 +25,8 @@ from pathlib import Path
 import psutil
 import yaml
 
-from bench.rerun import REPO_ROOT
 from bench.taxi_data import write_replicated
+from pipelines.settings import REPO_ROOT
 
 PROGRESS = re.compile(r"\]\s+(\S+): (started|finished)(?: \((cached, )?([0-9.]+)s\))?")
 SAMPLE_SECONDS = 0.25

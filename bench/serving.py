@@ -21,11 +21,11 @@ import tensorflow_transform as tft
 from tfx.types import standard_artifacts
 
 from components.core import models_config
-from components.core.contracts import target_name
+from components.core.models_config import target_name
 from components.core.spec import load_spec
-from components.model_exporter import parity, runtimes
-from pipelines import results, training
+from components.scoring import parity, runtimes
 from pipelines.paths import DEFAULT_HOME, RunPaths
+from pipelines.workflow import results, training
 
 
 def tfx_examples(mlmd_artifacts) -> list:

@@ -7,9 +7,9 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-from components.core.sources import resolve
+from components.core.sources import read_table, resolve
+from pipelines.settings import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TAXI_SOURCE = "pkg://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label/data.csv"
 # Measurements jittered in the copies; identifiers, categories, times and the label are kept.
 NOISY_COLUMNS = ("fare", "trip_miles", "trip_seconds", "tips")
@@ -17,9 +17,7 @@ NOISE = 0.03  # relative sd
 
 
 def taxi_rows() -> tuple[list[str], list[dict[str, str]]]:
-    with open(resolve(TAXI_SOURCE, REPO_ROOT), newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        return list(reader.fieldnames or []), list(reader)
+    return read_table(resolve(TAXI_SOURCE, REPO_ROOT))
 
 
 def noisy_copy(rows: list[dict[str, str]], seed: int) -> Iterator[dict[str, str]]:
@@ -38,15 +36,6 @@ def noisy_copy(rows: list[dict[str, str]], seed: int) -> Iterator[dict[str, str]
 
 def _is_integer(cell: str) -> bool:
     return cell.lstrip("-").isdigit()
-
-
-def write_csv(path: Path, header: list[str], rows) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def write_replicated(path: Path, factor: int) -> int:

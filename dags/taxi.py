@@ -1,10 +1,10 @@
-"""Airflow DAGs for config/taxi.yaml (training). The workflow lives in pipelines/airflow_dags.py."""
+"""Airflow DAGs for config/taxi.yaml (training). The workflow lives in pipelines/airflow/dags.py."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.airflow_dags import dags_for_spec  # noqa: E402
+from pipelines.airflow.dags import dags_for_spec  # noqa: E402
 
 globals().update(dags_for_spec("config/taxi.yaml"))

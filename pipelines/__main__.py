@@ -2,7 +2,6 @@
 
 import sys
 
-import pipelines  # noqa: F401  (selects tf_keras before TensorFlow is imported)
-from pipelines.cli import main
+from pipelines.ops.cli import main
 
 sys.exit(main())

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines.settings import REPO_ROOT
+
 if TYPE_CHECKING:
     from components.core.spec import ProblemSpec
 
@@ -19,7 +21,7 @@ MYSQL_VARIABLE = "BLUEPRINT_MLMD_MYSQL"
 
 def home_from_environment() -> Path:
     """Where Airflow-run pipelines keep their things: $BLUEPRINT_HOME, else build/ in the repo."""
-    default = Path(__file__).resolve().parent.parent / DEFAULT_HOME
+    default = REPO_ROOT / DEFAULT_HOME
     return Path(os.environ.get(HOME_VARIABLE) or default)
 
 

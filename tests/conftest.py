@@ -1,41 +1,23 @@
-"""Shared fixtures. Keras 2 (tf_keras) is selected before anything imports TensorFlow."""
+"""Shared fixtures, and how `make test` groups tests on its workers. Helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
-import csv
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import components  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
+
 # Airflow reads its settings once, on first import: the tests get an Airflow (SQLite) of their own.
 AIRFLOW_TEST_HOME = Path(tempfile.mkdtemp(prefix="blueprint-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_TEST_HOME)
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_TEST_HOME / 'airflow.db'}"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 
 import pytest  # noqa: E402
 
-from bench.taxi_data import write_csv as write_rows  # noqa: E402, F401  (tests import it from here)
-from components.core.sources import resolve  # noqa: E402
-
-TAXI_SOURCE = "pkg://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label/data.csv"
-TAXI_SPEC = REPO_ROOT / "config" / "taxi.yaml"
-
-
-def taxi_csv_path() -> Path:
-    return Path(resolve(TAXI_SOURCE, REPO_ROOT))
-
-
-def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        return list(reader.fieldnames or []), list(reader)
-
+from components.core.sources import write_table  # noqa: E402
+from tests.helpers import data  # noqa: E402
 
 # `make test` runs pytest-xdist with `--dist loadgroup`: each group runs on one worker, so a module- or
 # session-scoped pipeline run is made once. A test's group is its `xdist_group` mark, else its module.
@@ -74,14 +56,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def taxi_rows() -> tuple[list[str], list[dict[str, str]]]:
-    return read_rows(taxi_csv_path())
+    return data.taxi_rows()
 
 
 @pytest.fixture(scope="session")
 def taxi_slice(tmp_path_factory, taxi_rows) -> Path:
     """The first 3,000 real taxi trips, as a CSV of their own."""
     header, rows = taxi_rows
-    return write_rows(tmp_path_factory.mktemp("taxi") / "slice.csv", header, rows[:3000])
+    return write_table(tmp_path_factory.mktemp("taxi") / "slice.csv", header, rows[:3000])
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +71,7 @@ def served_taxi(tmp_path_factory, taxi_rows):
     """One CLI run on 2,500 real taxi trips (with a column the spec does not name) into a fresh home,
     shared by the e2e checks of a served model, the bad-input catalogue and the fault tests'
     reproducibility check. Tests that use it carry `xdist_group("served-taxi")`, so it runs once."""
-    from tests.pipeline_helpers import SERVED_ROWS, serve_taxi
+    from tests.helpers.pipeline_runs import SERVED_ROWS, serve_taxi
 
     header, rows = taxi_rows
     return serve_taxi(tmp_path_factory.mktemp("served"), header, rows[:SERVED_ROWS])

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.data import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker" / "compose.yaml"
 SECRETS = {

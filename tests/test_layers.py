@@ -1,23 +1,33 @@
-"""Layers point one way: `dags` -> `pipelines` -> `components` -> `components.core`.
+"""Layers point one way: `dags` -> `pipelines` -> `components` -> `components.core` (ARCHITECTURE.md).
 
 Read from the source (every import statement, at module level or inside a function): no module of
-`components/` imports `pipelines/` or `dags/`, the core imports nothing of ours outside itself, our
-modules import each other without cycles, and `code_version()` changes when any file the components
-import changes.
+`components/` imports `pipelines/` or `dags/`; the core imports nothing of ours outside itself; a
+component package never imports another one (it reads other components' artifacts through the core);
+inside `pipelines/`, `workflow` -> nothing above it, `airflow` -> `workflow`, `ops` -> both; tests import
+only `tests.helpers`; our modules import each other without cycles; the artifact contracts are spelled in
+the core only; and `code_version()` changes when any file the components import changes.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import shutil
 from pathlib import Path
 
 import pytest
 
-from pipelines.training import code_version
-from tests.conftest import REPO_ROOT
+from pipelines.workflow.training import code_version
+from tests.helpers.data import REPO_ROOT
 
 LAYERED = ("dags", "pipelines", "components")
+# Shared by the component packages: the core, the module code TFX calls, resolver strategies, scoring.
+SHARED = ("core", "modules", "resolvers", "scoring")
+COMPONENT_PACKAGES = sorted(
+    path.name
+    for path in (REPO_ROOT / "components").iterdir()
+    if (path / "component.py").exists() and path.name not in SHARED
+)
 
 
 def module_of(path: Path) -> str:
@@ -46,7 +56,10 @@ IMPORTS = {module: imported_modules(path) for module, path in MODULES.items()}
 
 
 def test_the_scan_sees_our_imports():
-    assert "components.core.spec" in IMPORTS["pipelines.training"] | IMPORTS["components.model"]
+    assert (
+        "components.core.spec"
+        in IMPORTS["pipelines.workflow.training"] | IMPORTS["components.modules.model_builder"]
+    )
     assert "components.core.sources" in IMPORTS["components.core.spec"]
 
 
@@ -60,6 +73,99 @@ def test_components_never_import_pipelines_or_dags(module):
 def test_the_core_imports_only_itself(module):
     outside = {name for name in IMPORTS[module] if not name.startswith("components.core")}
     assert not outside, f"{MODULES[module]} imports {sorted(outside)}"
+
+
+def component_package(module: str) -> str | None:
+    parts = module.split(".")
+    return (
+        parts[1] if len(parts) > 1 and parts[0] == "components" and parts[1] in COMPONENT_PACKAGES else None
+    )
+
+
+def test_every_component_package_exports_its_component():
+    from tfx.dsl.components.base.base_component import BaseComponent
+
+    assert len(COMPONENT_PACKAGES) == 8, COMPONENT_PACKAGES
+    for package in COMPONENT_PACKAGES:
+        module = importlib.import_module(f"components.{package}")
+        exported = [getattr(module, name) for name in module.__all__]
+        assert any(isinstance(value, type) and issubclass(value, BaseComponent) for value in exported), (
+            package
+        )
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("components.")))
+def test_components_read_each_other_only_through_the_core(module):
+    own = component_package(module)
+    others = {
+        name
+        for name in IMPORTS[module]
+        if component_package(name) is not None and component_package(name) != own
+    }
+    assert not others, (
+        f"{MODULES[module]} imports {sorted(others)}: read the artifact through components.core"
+    )
+
+
+PIPELINE_LAYERS = {"pipelines.workflow": 0, "pipelines.airflow": 1, "pipelines.ops": 2}
+
+
+def pipeline_layer(module: str) -> int | None:
+    return next((rank for prefix, rank in PIPELINE_LAYERS.items() if module.startswith(prefix)), None)
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if pipeline_layer(m) is not None))
+def test_pipelines_roles_point_one_way(module):
+    upward = {name for name in IMPORTS[module] if (pipeline_layer(name) or 0) > pipeline_layer(module)}
+    assert not upward, f"{MODULES[module]} imports {sorted(upward)}"
+
+
+def test_dag_files_are_thin():
+    for path in sorted((REPO_ROOT / "dags").glob("*.py")):
+        assert IMPORTS[module_of(path)] <= {"pipelines.airflow.dags"}, path
+
+
+TEST_FILES = sorted((REPO_ROOT / "tests").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_tests_import_helpers_not_other_tests(path):
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    wrong = {n for n in names if n.split(".")[0] in ("tests", "bench") and not n.startswith("tests.helpers")}
+    assert not wrong, f"{path} imports {sorted(wrong)}: shared test code belongs in tests/helpers/"
+
+
+CONTRACT_STRINGS = {
+    *(
+        "problem_spec",
+        "code_version",
+        "run_parameters",
+        "baseline_blessing",
+        "test_predictions",
+        "device_models",
+    ),
+    *("test_predictions.npz", "feature_importance.json", "power.json", "targets.json", "history.json"),
+    *("protocol.json", "tuner_results.json", "report.html", "report.json", "serving_raw"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m != "components.core.artifacts"))
+def test_contracts_are_spelled_in_the_core_only(module):
+    tree = ast.parse(MODULES[module].read_text())
+    spelled = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)} & CONTRACT_STRINGS
+    artifact_types = [
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(base).endswith("Artifact") for base in node.bases)
+    ]
+    assert not spelled, f"{MODULES[module]} spells {sorted(spelled)}: use components.core.artifacts"
+    assert not artifact_types, f"{MODULES[module]} defines {artifact_types}: artifact types live in the core"
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -3,7 +3,7 @@
 The Python sources are parsed and every call is checked: no eval/exec/compile of strings, no
 pickle/marshal/dill/joblib loads, no unsafe YAML loaders, no `np.load(..., allow_pickle=True)`, no
 shell=True. A new call of that kind fails here with its file and line. (The spec loader's refusal of
-YAML object tags is proven on real input in tests/test_spec.py and tests/test_spec_fuzz.py.)
+YAML object tags is proven on real input in tests/components/core/test_spec.py and test_spec_fuzz.py.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.data import REPO_ROOT
 
 SOURCE_FOLDERS = ("pipelines", "components", "dags", "bench", "tests")
 FORBIDDEN_NAMES = {"eval", "exec", "compile", "__import__"}

@@ -8,8 +8,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components.atomic_pusher.executor import DEVICE_MODELS_KEY, Executor
-from components.model_exporter import DeviceModels
+from components.atomic_pusher.executor import Executor
+from components.core.artifacts import DEVICE_MODELS_KEY, DeviceModels
 
 
 class AtomicPusherSpec(ComponentSpec):

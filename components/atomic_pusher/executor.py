@@ -20,10 +20,9 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from components.core import models_config
-from components.model_exporter.executor import read_targets
+from components.core.artifacts import DEVICE_MODELS_KEY, read_targets
 
 TEMP_PREFIX = ".incoming-"
-DEVICE_MODELS_KEY = "device_models"
 
 
 def next_version(base_directory: str, now: float | None = None) -> int:

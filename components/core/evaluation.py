@@ -7,7 +7,7 @@ import json
 
 import tensorflow_model_analysis as tfma
 
-from components.core.contracts import PREDICTIONS_KEY
+from components.core.artifacts import PREDICTIONS_KEY
 from components.core.spec import ProblemSpec, TaskType
 
 # A SavedModel called through its signature. Left to guess, TFMA tries Keras first, and a Keras model

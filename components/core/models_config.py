@@ -33,6 +33,11 @@ class RollbackError(RuntimeError):
     """No earlier version to go back to; the message names the model and what is there."""
 
 
+def target_name(target: dict) -> str:
+    """`serving` for the SavedModel, `<target>-<variant>` for a device model (tflite-int8, tfjs-uint8)."""
+    return target["target"] if target["target"] == "serving" else f"{target['target']}-{target['variant']}"
+
+
 def versions(model_dir: Path) -> list[int]:
     """The complete versions TF Serving can see (numbered folders; `.incoming-*` ones are not)."""
     if not model_dir.is_dir():

@@ -6,6 +6,7 @@ import csv
 import glob
 import importlib.util
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,23 @@ def _header_of(path: str) -> list[str]:
     if duplicates:
         raise SourceError(f"'{path}' repeats the column(s) {', '.join(duplicates)}; names must be unique")
     return header
+
+
+def read_table(path: Path | str) -> tuple[list[str], list[dict[str, str]]]:
+    """A UTF-8 CSV's header and rows, every cell as text."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def write_table(path: Path, header: list[str], rows: Iterable[dict[str, str]]) -> Path:
+    """Rows as a UTF-8 CSV with `header` (the landing zone's and the replay's files, test tables)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def input_location(pattern: str) -> InputLocation:

@@ -10,17 +10,13 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from components.core.artifacts import SPEC_PARAMETERS
 from components.curated_schema_gen import executor
-
-PROBLEM_SPEC_KEY = "problem_spec"
-CODE_VERSION_KEY = "code_version"
 
 
 class CuratedSchemaGenSpec(ComponentSpec):
     PARAMETERS = {
-        PROBLEM_SPEC_KEY: ExecutionParameter(type=str),
-        # A fingerprint of this component's code: part of the cache key, so edits re-run it.
-        CODE_VERSION_KEY: ExecutionParameter(type=str, optional=True),
+        **SPEC_PARAMETERS,
         standard_component_specs.EXCLUDE_SPLITS_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {

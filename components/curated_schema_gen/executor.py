@@ -16,6 +16,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
+from components.core.artifacts import problem_spec
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
 
 _NUMBER_TYPES = (schema_pb2.INT, schema_pb2.FLOAT)
@@ -117,7 +118,7 @@ class Executor(base_executor.BaseExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        spec = ProblemSpec.from_config(json.loads(exec_properties["problem_spec"]))
+        spec = problem_spec(exec_properties)
         exclude = json.loads(exec_properties.get(standard_component_specs.EXCLUDE_SPLITS_KEY) or "[]")
         stats_artifact = artifact_utils.get_single_instance(
             input_dict[standard_component_specs.STATISTICS_KEY]

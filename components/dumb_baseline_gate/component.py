@@ -5,23 +5,19 @@ from __future__ import annotations
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.types.component_spec import ChannelParameter, ComponentSpec
 
-from components.dumb_baseline_gate.executor import BLESSING_KEY, Executor
-
-
-class TestPredictions(types.Artifact):
-    """`test_predictions.npz`: the test split's labels, the model's and the dumb baseline's predictions
-    and the model's raw input features (no pickles: text is stored as fixed-width unicode)."""
-
-    TYPE_NAME = "TestPredictions"
+from components.core.artifacts import (
+    BASELINE_BLESSING_KEY,
+    SPEC_PARAMETERS,
+    TEST_PREDICTIONS_KEY,
+    TestPredictions,
+)
+from components.dumb_baseline_gate.executor import Executor
 
 
 class DumbBaselineGateSpec(ComponentSpec):
-    PARAMETERS = {
-        "problem_spec": ExecutionParameter(type=str),
-        "code_version": ExecutionParameter(type=str),
-    }
+    PARAMETERS = SPEC_PARAMETERS
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
@@ -29,8 +25,8 @@ class DumbBaselineGateSpec(ComponentSpec):
         "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
     }
     OUTPUTS = {
-        BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
-        "test_predictions": ChannelParameter(type=TestPredictions),
+        BASELINE_BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
+        TEST_PREDICTIONS_KEY: ChannelParameter(type=TestPredictions),
     }
 
 

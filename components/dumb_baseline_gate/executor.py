@@ -16,17 +16,20 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.core.artifacts import (
+    BASELINE_BLESSING_KEY,
+    IMPORTANCE_FILE,
+    POWER_FILE,
+    TEST_PREDICTIONS_FILE,
+    TEST_PREDICTIONS_KEY,
+    problem_spec,
+)
 from components.core.spec import ProblemSpec, TaskType
-from components.dumb_baseline_gate.importance import IMPORTANCE_FILE, feature_importance
-from components.model_exporter import parity
-from components.model_exporter.runtimes import TensorFlowRuntime
-from components.report import analysis
+from components.dumb_baseline_gate.importance import feature_importance
+from components.scoring import metrics, parity
+from components.scoring.metrics import prediction_arrays, task_arrays
+from components.scoring.runtimes import TensorFlowRuntime
 
-POWER_FILE = "power.json"
-# Not "blessing": Airflow's launcher names artifacts "<output key>:<run id>", unique per type, and the
-# Evaluator's ModelBlessing already takes "blessing".
-BLESSING_KEY = "baseline_blessing"
-PREDICTIONS_FILE = "test_predictions.npz"
 TRAIN_LABEL_ROWS = 200_000  # enough rows to estimate class priors or a mean
 
 
@@ -75,17 +78,6 @@ def dumb_predictions(
     return np.tile(priors, (rows, 1)), "the class priors (the majority class)"
 
 
-def task_arrays(spec: ProblemSpec, labels: np.ndarray) -> np.ndarray:
-    """Labels in the shape `components.report.analysis` takes (a vector unless multilabel)."""
-    return labels if spec.task == TaskType.MULTILABEL else labels[:, 0]
-
-
-def prediction_arrays(spec: ProblemSpec, predictions: np.ndarray) -> np.ndarray:
-    if spec.task in (TaskType.BINARY, TaskType.REGRESSION):
-        return predictions[:, 0]
-    return predictions
-
-
 def compare(
     spec: ProblemSpec, labels: np.ndarray, predictions: np.ndarray, dumb: np.ndarray, description: str
 ):
@@ -95,13 +87,13 @@ def compare(
         prediction_arrays(spec, predictions),
         prediction_arrays(spec, dumb),
     )
-    interval = analysis.paired_improvement_interval(name, task, higher, y, model, baseline)
+    interval = metrics.paired_improvement_interval(name, task, higher, y, model, baseline)
     margin = spec.evaluation.baseline_margin
     return BaselineComparison(
         metric=name,
         description=description,
-        model_metric=analysis.metric_value(name, task, y, model),
-        dumb_metric=analysis.metric_value(name, task, y, baseline),
+        model_metric=metrics.metric_value(name, task, y, model),
+        dumb_metric=metrics.metric_value(name, task, y, baseline),
         improvement_interval=(float(interval[0]), float(interval[1])),
         margin=margin,
         statistical_power=bool(interval[0] > margin),
@@ -121,7 +113,7 @@ class Executor(base_executor.BaseExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        spec = ProblemSpec.from_config(json.loads(exec_properties["problem_spec"]))
+        spec = problem_spec(exec_properties)
         model = artifact_utils.get_single_instance(input_dict["model"])
         tft_output = tft.TFTransformOutput(artifact_utils.get_single_uri(input_dict["transform_graph"]))
         examples = input_dict["examples"]
@@ -148,9 +140,9 @@ class Executor(base_executor.BaseExecutor):
         blessed = evaluator_blessed and comparison.statistical_power
         logging.info("Dumb baseline: %s; blessed: %s", comparison.message, blessed)
 
-        out = artifact_utils.get_single_instance(output_dict["test_predictions"])
+        out = artifact_utils.get_single_instance(output_dict[TEST_PREDICTIONS_KEY])
         np.savez_compressed(
-            Path(out.uri) / PREDICTIONS_FILE,
+            Path(out.uri) / TEST_PREDICTIONS_FILE,
             labels=labels,
             predictions=predictions,
             dumb_predictions=dumb,
@@ -162,7 +154,7 @@ class Executor(base_executor.BaseExecutor):
         except ValueError as error:  # the metric is undefined on these rows (one class only)
             logging.warning("Feature importance not computed: %s", error)
         write_blessing(
-            artifact_utils.get_single_instance(output_dict[BLESSING_KEY]),
+            artifact_utils.get_single_instance(output_dict[BASELINE_BLESSING_KEY]),
             model,
             comparison,
             blessed,
@@ -175,17 +167,12 @@ def _metric_scorer(spec: ProblemSpec):
     sign = 1.0 if spec.metric.higher_is_better else -1.0
 
     def score(labels: np.ndarray, predictions: np.ndarray) -> float:
-        value = analysis.metric_value(
+        value = metrics.metric_value(
             spec.metric.name, spec.task.value, task_arrays(spec, labels), prediction_arrays(spec, predictions)
         )
         return sign * value
 
     return score
-
-
-def read_importance(predictions_uri: str) -> list[dict] | None:
-    path = Path(predictions_uri) / IMPORTANCE_FILE
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def write_blessing(
@@ -208,8 +195,3 @@ def write_blessing(
     blessing.set_float_custom_property("model_metric", comparison.model_metric)
     blessing.set_float_custom_property("dumb_metric", comparison.dumb_metric)
     blessing.set_string_custom_property("power_message", comparison.message)
-
-
-def read_power(blessing_uri: str) -> dict:
-    """The comparison a DumbBaselineGate wrote next to its blessing."""
-    return json.loads(Path(blessing_uri, POWER_FILE).read_text())

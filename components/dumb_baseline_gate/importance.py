@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-IMPORTANCE_FILE = "feature_importance.json"
 MAX_ROWS = 5_000  # test rows used: enough to rank features, bounded at any data size
 
 

@@ -5,32 +5,21 @@ from __future__ import annotations
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.types.component_spec import ChannelParameter, ComponentSpec
 
+from components.core.artifacts import DEVICE_MODELS_KEY, SPEC_PARAMETERS, DeviceModels
 from components.model_exporter.executor import Executor
 
 
-class DeviceModels(types.Artifact):
-    """TFLite and TF.js models of one trained model, with `targets.json` (sizes, metric, parity).
-
-    Custom property `exported` is 1 when the model was blessed and converted, 0 when nothing was.
-    """
-
-    TYPE_NAME = "DeviceModels"
-
-
 class ModelExporterSpec(ComponentSpec):
-    PARAMETERS = {
-        "problem_spec": ExecutionParameter(type=str),
-        "code_version": ExecutionParameter(type=str),
-    }
+    PARAMETERS = SPEC_PARAMETERS
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
         "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
     }
-    OUTPUTS = {"device_models": ChannelParameter(type=DeviceModels)}
+    OUTPUTS = {DEVICE_MODELS_KEY: ChannelParameter(type=DeviceModels)}
 
 
 class ModelExporter(base_component.BaseComponent):
@@ -40,7 +29,7 @@ class ModelExporter(base_component.BaseComponent):
     the TFLite interpreter with builtin ops only, TF.js in Node. A target whose metric falls more than
     `deployment.parity.tolerance` below the SavedModel's is marked not to be pushed, with the reason.
     A model that is not blessed (the DumbBaselineGate's blessing) exports nothing. `code_version`
-    (pipelines.training.code_version) is not read by the executor: it is part of the cache key, so a
+    (pipelines.workflow.training.code_version) is not read by the executor: it is part of the cache key, so a
     change to the conversion code re-runs it.
     """
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from components.export import RAW_SIGNATURE, model_variables
+from components.core.artifacts import RAW_SIGNATURE
+from components.modules.signatures import model_variables
 
 RepresentativeRows = Callable[[], Iterator[dict[str, np.ndarray]]]
 # The raw-feature preprocessing of `serving_raw` (components/export.RawTransform) and the model's clip.

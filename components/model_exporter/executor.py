@@ -17,24 +17,23 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.core.artifacts import (
+    DEVICE_MODELS_KEY,
+    EXPORTED_PROPERTY,
+    TARGETS_FILE,
+    custom_int,
+    problem_spec,
+)
 from components.core.spec import ProblemSpec
-from components.export import model_variables
-from components.model_exporter import converters, parity, runtimes
-from components.model_exporter.parity import TargetReport
-from components.span_window import custom_int
-
-TARGETS_FILE = "targets.json"
-EXPORTED_PROPERTY = "exported"
+from components.model_exporter import converters
+from components.modules.signatures import model_variables
+from components.scoring import parity, runtimes
+from components.scoring.parity import TargetReport
 
 
 def is_blessed(blessings: list[types.Artifact]) -> bool:
     blessing = artifact_utils.get_single_instance(blessings)
     return blessing.get_int_custom_property("blessed") == 1
-
-
-def read_targets(device_models_uri: str) -> dict:
-    """The `targets.json` a ModelExporter wrote (what the pusher and the CLI read)."""
-    return json.loads(Path(device_models_uri, TARGETS_FILE).read_text())
 
 
 def weight_sparsity(saved_model) -> float:
@@ -53,7 +52,7 @@ class Executor(base_executor.BaseExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        output = artifact_utils.get_single_instance(output_dict["device_models"])
+        output = artifact_utils.get_single_instance(output_dict[DEVICE_MODELS_KEY])
         out_dir = Path(output.uri)
         out_dir.mkdir(parents=True, exist_ok=True)
         if not is_blessed(input_dict["model_blessing"]):
@@ -66,7 +65,7 @@ class Executor(base_executor.BaseExecutor):
                 )
             )
             return
-        spec = ProblemSpec.from_config(json.loads(exec_properties["problem_spec"]))
+        spec = problem_spec(exec_properties)
         model_dir = path_utils.serving_model_path(artifact_utils.get_single_uri(input_dict["model"]))
         tft_output = tft.TFTransformOutput(artifact_utils.get_single_uri(input_dict["transform_graph"]))
         examples = input_dict["examples"]

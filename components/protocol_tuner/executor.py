@@ -12,8 +12,9 @@ from tfx.components.tuner import executor as tuner_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
+from components.core.artifacts import PROTOCOL_FILE
+
 BEST_HYPERPARAMETERS_FILE = "best_hyperparameters.txt"
-PROTOCOL_FILE = "protocol.json"
 
 
 class Executor(tuner_executor.Executor):

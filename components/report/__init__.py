@@ -1,2 +1,6 @@
-"""The stakeholder report: `component.StakeholderReportGen` (TFX component + executor), `analysis` (pure
-metrics, intervals, thresholds, failures, leakage) and `render` (the self-contained HTML page)."""
+"""StakeholderReportGen: the run's report for stakeholders (`executor` gathers the figures from the run's
+artifacts, `render` writes the self-contained HTML page)."""
+
+from components.report.component import StakeholderReportGen
+
+__all__ = ["StakeholderReportGen"]

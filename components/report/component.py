@@ -5,24 +5,22 @@ from __future__ import annotations
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.types.component_spec import ChannelParameter, ComponentSpec
 
-from components.dumb_baseline_gate import TestPredictions
-from components.model_exporter.component import DeviceModels
+from components.core.artifacts import (
+    DEVICE_MODELS_KEY,
+    REPORT_KEY,
+    SPEC_PARAMETERS,
+    TEST_PREDICTIONS_KEY,
+    DeviceModels,
+    StakeholderReport,
+    TestPredictions,
+)
 from components.report.executor import Executor
 
 
-class StakeholderReport(types.Artifact):
-    """`report.html` (self-contained, plots embedded) and `report.json` (the same figures as data)."""
-
-    TYPE_NAME = "StakeholderReport"
-
-
 class StakeholderReportGenSpec(ComponentSpec):
-    PARAMETERS = {
-        "problem_spec": ExecutionParameter(type=str),
-        "code_version": ExecutionParameter(type=str),
-    }
+    PARAMETERS = SPEC_PARAMETERS
     INPUTS = {
         "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -30,11 +28,11 @@ class StakeholderReportGenSpec(ComponentSpec):
         "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
         "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
         "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
-        "test_predictions": ChannelParameter(type=TestPredictions),
-        "device_models": ChannelParameter(type=DeviceModels),
+        TEST_PREDICTIONS_KEY: ChannelParameter(type=TestPredictions),
+        DEVICE_MODELS_KEY: ChannelParameter(type=DeviceModels),
         "tuner_results": ChannelParameter(type=standard_artifacts.TunerResults, optional=True),
     }
-    OUTPUTS = {"report": ChannelParameter(type=StakeholderReport)}
+    OUTPUTS = {REPORT_KEY: ChannelParameter(type=StakeholderReport)}
 
 
 class StakeholderReportGen(base_component.BaseComponent):

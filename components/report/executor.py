@@ -15,23 +15,16 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components.core import evaluation
-from components.core.contracts import target_name
+from components.core import artifacts, evaluation
+from components.core.artifacts import REPORT_DATA_FILE, REPORT_FILE, REPORT_KEY, problem_spec
 from components.core.evaluation import read_evaluation, slice_metrics
+from components.core.models_config import target_name
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
-from components.dumb_baseline_gate.executor import (
-    PREDICTIONS_FILE,
-    prediction_arrays,
-    read_importance,
-    read_power,
-    task_arrays,
-)
-from components.model_exporter import parity
-from components.report import analysis
+from components.modules.signatures import raw_feature_kinds
 from components.report.render import render_report
+from components.scoring import metrics, parity
+from components.scoring.metrics import prediction_arrays, task_arrays
 
-REPORT_FILE = "report.html"
-REPORT_DATA_FILE = "report.json"
 LEAKAGE_ROWS = 20_000  # training rows sampled for the single-feature leakage check and the class balance
 SLICE_VALUES = 12  # most frequent values shown per slicing feature
 
@@ -48,9 +41,9 @@ class Executor(base_executor.BaseExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        spec = ProblemSpec.from_config(json.loads(exec_properties["problem_spec"]))
+        spec = problem_spec(exec_properties)
         data = ReportBuilder(spec, input_dict, self._context.pipeline_run_id if self._context else "").build()
-        out = Path(artifact_utils.get_single_uri(output_dict["report"]))
+        out = Path(artifact_utils.get_single_uri(output_dict[REPORT_KEY]))
         out.mkdir(parents=True, exist_ok=True)
         (out / REPORT_DATA_FILE).write_text(json.dumps(data, indent=1, default=_plain))
         (out / REPORT_FILE).write_text(render_report(data), encoding="utf-8")
@@ -71,11 +64,11 @@ class ReportBuilder:
     def __init__(self, spec: ProblemSpec, input_dict: dict[str, list[types.Artifact]], run_id: str):
         self.spec, self.inputs, self.run_id = spec, input_dict, run_id
         self.task = spec.task.value
-        saved = np.load(Path(_uri(input_dict, "test_predictions"), PREDICTIONS_FILE), allow_pickle=False)
+        saved = artifacts.read_test_predictions(_uri(input_dict, artifacts.TEST_PREDICTIONS_KEY))
         self.labels = task_arrays(spec, saved["labels"])
         self.predictions = prediction_arrays(spec, saved["predictions"])
-        self.test_features = {k.split("/", 1)[1]: saved[k] for k in saved.files if k.startswith("feature/")}
-        self.power = read_power(_uri(input_dict, "blessing"))
+        self.test_features = {k.split("/", 1)[1]: saved[k] for k in saved if k.startswith("feature/")}
+        self.power = artifacts.read_power(_uri(input_dict, "blessing"))
 
     def build(self) -> dict:
         spec = self.spec
@@ -106,12 +99,12 @@ class ReportBuilder:
             "validation_vs_test": self.validation_vs_test(),
             "confusion_matrix": self.confusion(),
             "thresholds": (
-                analysis.threshold_table(self.labels, self.predictions)
+                metrics.threshold_table(self.labels, self.predictions)
                 if spec.task == TaskType.BINARY
                 else None
             ),
             "failures": self.failures(),
-            "importance": read_importance(_uri(self.inputs, "test_predictions")),
+            "importance": artifacts.read_importance(_uri(self.inputs, artifacts.TEST_PREDICTIONS_KEY)),
             "slices": self.slices(),
             "learning_curves": self.learning_curves(),
             "tuning": self.tuning(),
@@ -136,7 +129,7 @@ class ReportBuilder:
             features = [_feature_row(name, kind, train_stats) for name, kind in kinds.items()]
         values, train_labels = self._training_sample(kinds)
         if len(train_labels):
-            leakage = analysis.leakage_warnings(self.task, values, task_arrays(self.spec, train_labels))
+            leakage = metrics.leakage_warnings(self.task, values, task_arrays(self.spec, train_labels))
             balance, summary = self._label_balance(train_labels)
         for warning in leakage:
             logging.warning("Target leakage: %s", warning["message"])
@@ -150,8 +143,6 @@ class ReportBuilder:
         }
 
     def _feature_kinds(self) -> dict[str, FeatureKind]:
-        from components.export import raw_feature_kinds
-
         return raw_feature_kinds(self.spec, self._tft_output())
 
     def _tft_output(self) -> tft.TFTransformOutput:
@@ -199,8 +190,8 @@ class ReportBuilder:
         rows = []
         for name in dict.fromkeys([self.spec.metric.name, *evaluation.DEFAULT_METRICS[self.spec.task]]):
             try:
-                value = analysis.metric_value(name, self.task, self.labels, self.predictions)
-                interval = analysis.bootstrap_interval(name, self.task, self.labels, self.predictions)
+                value = metrics.metric_value(name, self.task, self.labels, self.predictions)
+                interval = metrics.bootstrap_interval(name, self.task, self.labels, self.predictions)
             except ValueError as error:
                 logging.warning("Test metric %s not computed: %s", name, error)
                 continue
@@ -248,10 +239,10 @@ class ReportBuilder:
         if self.spec.task == TaskType.REGRESSION:
             return None
         names = self.spec.label_columns if self.spec.task == TaskType.MULTILABEL else None
-        return analysis.confusion_matrix(self.task, self.labels, self.predictions, class_names=names)
+        return metrics.confusion_matrix(self.task, self.labels, self.predictions, class_names=names)
 
     def failures(self) -> list[dict]:
-        found = analysis.confident_failures(self.task, self.labels, self.predictions, k=10)
+        found = metrics.confident_failures(self.task, self.labels, self.predictions, k=10)
         for failure in found:
             failure["row"] = {
                 name: _plain(values[failure["index"]]) for name, values in self.test_features.items()
@@ -274,9 +265,9 @@ class ReportBuilder:
             if len(slice_key) != 1:
                 continue
             feature, value = slice_key[0]
-            metrics = slice_metrics(by_output)
-            count = int(metrics.pop("example_count", 0))
-            found.append({"feature": feature, "value": _text(value), "count": count, "metrics": metrics})
+            values = slice_metrics(by_output)
+            count = int(values.pop("example_count", 0))
+            found.append({"feature": feature, "value": _text(value), "count": count, "metrics": values})
         kept = []
         for feature in self.spec.evaluation.slices:
             rows = sorted((s for s in found if s["feature"] == feature), key=lambda s: -s["count"])
@@ -285,16 +276,11 @@ class ReportBuilder:
 
     # --- training, tuning and deployment --------------------------------------------------------
     def _history(self) -> dict:
-        from components.trainer import HISTORY_FILE
-
-        path = Path(_uri(self.inputs, "model_run"), HISTORY_FILE)
-        return json.loads(path.read_text()) if path.exists() else {}
+        return artifacts.read_history(_uri(self.inputs, "model_run"))
 
     def _protocol(self) -> dict | None:
-        from components.protocol_tuner.executor import PROTOCOL_FILE
-
         uri = _uri(self.inputs, "tuner_results")
-        return json.loads(Path(uri, PROTOCOL_FILE).read_text()) if uri else None
+        return artifacts.read_protocol(uri) if uri else None
 
     def learning_curves(self) -> dict | None:
         protocol, history = self._protocol(), self._history()
@@ -311,7 +297,7 @@ class ReportBuilder:
         protocol = self._protocol()
         if protocol is None:
             return None
-        results = json.loads(Path(_uri(self.inputs, "tuner_results"), "tuner_results.json").read_text())
+        results = artifacts.read_tuner_results(_uri(self.inputs, "tuner_results"))
         trials = [
             {
                 "trial_id": row["trial_id"],
@@ -331,10 +317,8 @@ class ReportBuilder:
         }
 
     def targets(self) -> list[dict] | None:
-        from components.model_exporter.executor import read_targets
-
-        uri = _uri(self.inputs, "device_models")
-        report = read_targets(uri) if uri else {"exported": False}
+        uri = _uri(self.inputs, artifacts.DEVICE_MODELS_KEY)
+        report = artifacts.read_targets(uri) if uri else {"exported": False}
         if not report.get("exported"):
             return None
         return [

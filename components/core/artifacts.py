@@ -1,0 +1,131 @@
+"""Blueprint's artifact contracts in one place, as TFX keeps its own in `tfx/types/standard_artifacts.py` and
+`standard_component_specs.py`: our artifact types, the keys of our channels and execution properties, the
+files each artifact holds, and the readers of those files.
+
+A component reads what another component made through the readers here, never through its executor.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ml_metadata.proto import metadata_store_pb2
+from tfx import types
+from tfx.types.component_spec import ExecutionParameter
+
+from components.core.spec import ProblemSpec
+
+# --- Execution properties of our components, and keys of the module code's `custom_config` ------------
+PROBLEM_SPEC_KEY = "problem_spec"  # the spec as JSON (a dict in custom_config)
+CODE_VERSION_KEY = "code_version"  # pipelines' code_version(): part of the cache key, never read
+RUN_PARAMETERS_KEY = "run_parameters"  # per-run overrides (the Airflow trigger form)
+SPEC_PARAMETERS = {
+    PROBLEM_SPEC_KEY: ExecutionParameter(type=str),
+    CODE_VERSION_KEY: ExecutionParameter(type=str),
+}
+
+
+def problem_spec(exec_properties: dict[str, Any]) -> ProblemSpec:
+    """The spec a component was given (`SPEC_PARAMETERS`)."""
+    return ProblemSpec.from_config(json.loads(exec_properties[PROBLEM_SPEC_KEY]))
+
+
+# --- Channels -----------------------------------------------------------------------------------------
+# Not "blessing": Airflow's launcher names artifacts "<output key>:<run id>", unique per type, and the
+# Evaluator's ModelBlessing already takes "blessing".
+BASELINE_BLESSING_KEY = "baseline_blessing"
+TEST_PREDICTIONS_KEY = "test_predictions"
+DEVICE_MODELS_KEY = "device_models"
+REPORT_KEY = "report"
+
+# --- The models Blueprint exports -------------------------------------------------------------------
+PREDICTIONS_KEY = "predictions"  # the output of every signature and every device target
+SERVING_SIGNATURE = "serving_default"  # serialized tf.Examples in (TF Serving, the Evaluator)
+RAW_SIGNATURE = "serving_raw"  # one [None, 1] tensor per raw feature in (TFLite, TF.js, the gate)
+
+
+# --- Our artifact types -----------------------------------------------------------------------------
+class TestPredictions(types.Artifact):
+    """`test_predictions.npz`: the test split's labels, the model's and the dumb baseline's predictions
+    and the model's raw input features (no pickles: text is stored as fixed-width unicode);
+    `feature_importance.json` when the metric is defined on the test rows. Written by DumbBaselineGate."""
+
+    TYPE_NAME = "TestPredictions"
+
+
+class DeviceModels(types.Artifact):
+    """TFLite and TF.js models of one trained model, with `targets.json` (sizes, metric, parity).
+    Custom property `exported` is 1 when the model was blessed and converted, 0 when nothing was.
+    Written by ModelExporter."""
+
+    TYPE_NAME = "DeviceModels"
+
+
+class StakeholderReport(types.Artifact):
+    """`report.html` (self-contained, plots embedded) and `report.json` (the same figures as data).
+    Written by StakeholderReportGen."""
+
+    TYPE_NAME = "StakeholderReport"
+
+
+# --- Files inside artifacts ---------------------------------------------------------------------------
+TEST_PREDICTIONS_FILE = "test_predictions.npz"  # TestPredictions
+IMPORTANCE_FILE = "feature_importance.json"  # TestPredictions
+POWER_FILE = "power.json"  # the gate's ModelBlessing: the comparison with the dumb baseline
+TARGETS_FILE = "targets.json"  # DeviceModels
+EXPORTED_PROPERTY = "exported"  # DeviceModels' custom property
+HISTORY_FILE = "history.json"  # ModelRun: the final fit's Keras history
+PROTOCOL_FILE = "protocol.json"  # TunerResults: the evaluation protocol, capacity sweep and trials
+TUNER_RESULTS_FILE = "tuner_results.json"  # TunerResults: TFX Tuner's own table of trials
+REPORT_FILE = "report.html"  # StakeholderReport
+REPORT_DATA_FILE = "report.json"  # StakeholderReport
+
+
+def read_test_predictions(uri: str) -> dict[str, np.ndarray]:
+    with np.load(Path(uri, TEST_PREDICTIONS_FILE), allow_pickle=False) as saved:
+        return {name: saved[name] for name in saved.files}
+
+
+def read_importance(test_predictions_uri: str) -> list[dict] | None:
+    path = Path(test_predictions_uri, IMPORTANCE_FILE)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def read_power(blessing_uri: str) -> dict:
+    """The comparison a DumbBaselineGate wrote next to its blessing."""
+    return json.loads(Path(blessing_uri, POWER_FILE).read_text())
+
+
+def read_targets(device_models_uri: str) -> dict:
+    """The `targets.json` a ModelExporter wrote (what the pusher, the report and the CLI read)."""
+    return json.loads(Path(device_models_uri, TARGETS_FILE).read_text())
+
+
+def read_history(model_run_uri: str) -> dict:
+    path = Path(model_run_uri, HISTORY_FILE)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def read_protocol(tuner_results_uri: str) -> dict:
+    return json.loads(Path(tuner_results_uri, PROTOCOL_FILE).read_text())
+
+
+def read_tuner_results(tuner_results_uri: str) -> list[dict]:
+    return json.loads(Path(tuner_results_uri, TUNER_RESULTS_FILE).read_text())
+
+
+def custom_int(artifact: types.Artifact, name: str) -> int:
+    """ExampleGen records span and version as custom properties, as TFX's SpanRangeStrategy reads
+    them; `artifact.span` reads the typed property, which stays 0."""
+    return custom_int_of(artifact.mlmd_artifact, name)
+
+
+def custom_int_of(artifact: metadata_store_pb2.Artifact, name: str) -> int:
+    """An MLMD artifact's integer custom property (older runs wrote a string; 0 when absent)."""
+    value = artifact.custom_properties.get(name)
+    if value is None:
+        return 0
+    return int(value.string_value) if value.string_value else int(value.int_value)

@@ -1,0 +1,134 @@
+"""The Transform step, generated from the problem spec (`preprocessing_fn`, called by TFX Transform).
+
+Numeric features: a missing value becomes the training mean (or median), then the value is scaled to
+mean 0 / standard deviation 1 (the model clips it, see `components/modules/model_builder.py`).
+Categorical features go through a vocabulary learnt on the training split with an explicit missing
+category and OOV buckets:
+
+    index 0           the value is missing
+    index 1 .. V      the V vocabulary entries, most frequent first
+    index V+1 .. V+B  B out-of-vocabulary buckets (values never seen in training)
+
+Every transformed feature is a `[batch, 1]` tensor. Labels pass through with the dtype their task needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.core.artifacts import PROBLEM_SPEC_KEY
+from components.core.spec import FeatureKind, PreprocessingSpec, ProblemSpec, TaskType
+
+MISSING_INDEX = 0
+MISSING_TOKEN = "__blueprint_missing__"
+
+
+def vocabulary_name(feature: str) -> str:
+    """The file name TFT gives a feature's vocabulary (read back with `vocabulary_by_name`)."""
+    return f"{feature}_vocabulary"
+
+
+LABEL_CLASSES_VOCABULARY = "label_classes"
+
+
+def resolve_kind(kind: FeatureKind, dtype: tf.DType) -> FeatureKind:
+    """A feature's kind: as the spec says, or inferred from its schema type (text -> categorical)."""
+    if kind != FeatureKind.AUTO:
+        return kind
+    return FeatureKind.CATEGORICAL if dtype == tf.string else FeatureKind.NUMERIC
+
+
+def categorical_bucket_count(vocabulary_size: int, oov_buckets: int) -> int:
+    """How many indices a categorical feature uses: missing + vocabulary + OOV buckets."""
+    return 1 + vocabulary_size + oov_buckets
+
+
+def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
+    spec = ProblemSpec.from_config(custom_config[PROBLEM_SPEC_KEY])
+    outputs: dict[str, tf.Tensor] = {}
+    for name, kind in spec.feature_columns(list(inputs)).items():
+        column = inputs[name]
+        if resolve_kind(kind, column.dtype) == FeatureKind.NUMERIC:
+            outputs[name] = scale_numeric(column, spec.preprocessing)
+        else:
+            outputs[name] = index_categorical(column, name, spec.preprocessing)
+    for label in spec.label_columns:
+        outputs[label] = prepare_label(inputs[label], spec.task)
+    return outputs
+
+
+def _values_and_presence(column: tf.Tensor | tf.SparseTensor, default: Any) -> tuple[tf.Tensor, tf.Tensor]:
+    """A `[batch]` tensor with `default` where the value is missing, and a `[batch]` presence mask."""
+    if isinstance(column, tf.SparseTensor):
+        single = tf.SparseTensor(column.indices, column.values, [column.dense_shape[0], 1])
+        values = tf.sparse.to_dense(single, default_value=default)
+        present = tf.sparse.to_dense(
+            tf.SparseTensor(column.indices, tf.ones_like(column.values, tf.bool), single.dense_shape),
+            default_value=False,
+        )
+        return tf.reshape(values, [-1]), tf.reshape(present, [-1])
+    values = tf.reshape(column, [-1])
+    return values, tf.ones_like(values, tf.bool)
+
+
+def _present_values(column: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
+    return column.values if isinstance(column, tf.SparseTensor) else tf.reshape(column, [-1])
+
+
+def scale_numeric(column: tf.Tensor | tf.SparseTensor, options: PreprocessingSpec) -> tf.Tensor:
+    """Impute missing values with the training mean (or median), then z-score with the training mean
+    and standard deviation of the values that are present."""
+    present_values = tf.cast(_present_values(column), tf.float32)
+    # The analyzers sum in float64: Beam may split the sums into other bundles from run to run, and
+    # float32 sums of values like longitudes (-87.6 +- 0.05) then differ in their last bits, which
+    # training amplifies. Rounded back to float32 they are the same, so the same data gives the
+    # same transform and, seeded, the same model. The graph computes in float32 (TFLite builtins).
+    wide_values = tf.cast(present_values, tf.float64)
+    mean = tf.cast(tft.mean(wide_values), tf.float32)
+    std = tf.cast(tf.sqrt(tft.var(wide_values)), tf.float32)
+    if options.numeric_missing == "median":
+        fill = tf.reshape(tft.quantiles(present_values, num_buckets=2, epsilon=0.001), [])
+    else:
+        fill = mean
+    values, present = _values_and_presence(column, tf.zeros([], column.dtype))
+    filled = tf.where(present, tf.cast(values, tf.float32), fill)
+    return tf.reshape(tf.math.divide_no_nan(filled - mean, std), [-1, 1])
+
+
+def _as_text(column: tf.Tensor | tf.SparseTensor) -> tf.Tensor | tf.SparseTensor:
+    if column.dtype == tf.string:
+        return column
+    if isinstance(column, tf.SparseTensor):
+        return tf.SparseTensor(column.indices, tf.strings.as_string(column.values), column.dense_shape)
+    return tf.strings.as_string(column)
+
+
+def index_categorical(
+    column: tf.Tensor | tf.SparseTensor, name: str, options: PreprocessingSpec
+) -> tf.Tensor:
+    """Vocabulary index with 0 for a missing value (see the module docstring for the layout)."""
+    text = _as_text(column)
+    vocabulary = tft.vocabulary(
+        _present_values(text),
+        top_k=options.vocabulary.top_k,
+        frequency_threshold=options.vocabulary.min_frequency
+        if options.vocabulary.min_frequency > 1
+        else None,
+        vocab_filename=vocabulary_name(name),
+    )
+    values, present = _values_and_presence(text, MISSING_TOKEN)
+    index = tft.apply_vocabulary(values, vocabulary, num_oov_buckets=options.vocabulary.oov_buckets)
+    return tf.reshape(tf.where(present, index + 1, MISSING_INDEX), [-1, 1])
+
+
+def prepare_label(column: tf.Tensor | tf.SparseTensor, task: TaskType) -> tf.Tensor:
+    """Labels keep their values: class ids (int64) for classification, float32 for regression."""
+    values, _ = _values_and_presence(column, tf.zeros([], column.dtype))
+    if task == TaskType.REGRESSION:
+        return tf.reshape(tf.cast(values, tf.float32), [-1, 1])
+    if task == TaskType.MULTICLASS:
+        tft.vocabulary(tf.strings.as_string(values), vocab_filename=LABEL_CLASSES_VOCABULARY)
+    return tf.reshape(tf.cast(values, tf.int64), [-1, 1])

@@ -1,0 +1,173 @@
+"""The Trainer step, generated from the problem spec (`run_fn`, called by TFX Trainer)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from absl import logging
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
+from tfx_bsl.public import tfxio
+
+from components.core.artifacts import HISTORY_FILE, PROBLEM_SPEC_KEY, RUN_PARAMETERS_KEY
+from components.core.spec import FeatureKind, ProblemSpec, TaskType
+from components.modules.model_builder import FeatureInput, build_model, target_scale
+from components.modules.preprocessing_fn import (
+    LABEL_CLASSES_VOCABULARY,
+    categorical_bucket_count,
+    vocabulary_name,
+)
+from components.modules.signatures import raw_feature_kinds, save_with_signatures
+
+PRUNING_FILE = "pruning.json"
+
+
+def feature_inputs(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> list[FeatureInput]:
+    """The model's inputs: each feature with its number of categorical buckets (0 if numeric)."""
+    inputs = []
+    oov = spec.preprocessing.vocabulary.oov_buckets
+    for name, kind in raw_feature_kinds(spec, tft_output).items():
+        buckets = 0
+        if kind == FeatureKind.CATEGORICAL:
+            size = len(tft_output.vocabulary_by_name(vocabulary_name(name)))
+            buckets = categorical_bucket_count(size, oov)
+        inputs.append(FeatureInput(name, buckets))
+    return inputs
+
+
+def output_count(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> int:
+    """Units of the last layer: classes for multiclass, labels for multilabel, else 1."""
+    if spec.task == TaskType.MULTICLASS:
+        classes = tft_output.vocabulary_by_name(LABEL_CLASSES_VOCABULARY)
+        return max(int(c) for c in classes) + 1
+    if spec.task == TaskType.MULTILABEL:
+        return len(spec.label_columns)
+    return 1
+
+
+def make_dataset(
+    files: list[str],
+    data_accessor: DataAccessor,
+    tft_output: tft.TFTransformOutput,
+    spec: ProblemSpec,
+    repeat: bool,
+) -> tf.data.Dataset:
+    """(features, label) batches of raw examples put through the transform graph; the labels are
+    stacked for multilabel."""
+    dataset = data_accessor.tf_dataset_factory(
+        files,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=spec.training.batch_size,
+            num_epochs=None if repeat else 1,
+            shuffle=repeat,
+            shuffle_seed=spec.training.seed,
+        ),
+        tft_output.raw_metadata.schema,
+    )
+    labels = spec.label_columns
+    transform_layer = tft_output.transform_features_layer()
+
+    # Traced as it is: AutoGraph would rewrite TF Transform's and Keras' call paths for every dataset
+    # (seconds each) and the function has no tensor-dependent Python control flow.
+    @tf.autograph.experimental.do_not_convert
+    def split(raw_batch: dict[str, tf.Tensor]):
+        batch = transform_layer(raw_batch)
+        label_values = [batch.pop(name) for name in labels]
+        if spec.task == TaskType.MULTILABEL:
+            return batch, tf.concat([tf.cast(v, tf.float32) for v in label_values], axis=1)
+        return batch, label_values[0]
+
+    return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def training_spec(custom_config: dict) -> ProblemSpec:
+    """The spec, with this run's epochs / steps_per_epoch when the run was given any."""
+    spec = ProblemSpec.from_config(custom_config[PROBLEM_SPEC_KEY])
+    overrides = {
+        name: int(value)
+        for name, value in custom_config.get(RUN_PARAMETERS_KEY, {}).items()
+        if str(value).strip() not in ("", "None")
+    }
+    for name, value in overrides.items():
+        if value < 1:
+            raise ValueError(f"run parameter '{name}' must be 1 or more, got {value}")
+    if not overrides:
+        return spec
+    logging.info("Run parameters override the spec's training budget: %s", overrides)
+    training = spec.training.model_copy(update=overrides)
+    return spec.model_copy(update={"training": training})
+
+
+TARGET_SCALE_BATCHES = 50
+
+
+def sampled_target_scale(spec: ProblemSpec, train: tf.data.Dataset) -> tuple[float, float] | None:
+    """A regression label's mean and standard deviation, from the first training batches."""
+    if spec.task != TaskType.REGRESSION:
+        return None
+    labels = [batch_labels.numpy() for _, batch_labels in train.take(TARGET_SCALE_BATCHES)]
+    return target_scale(np.concatenate(labels))
+
+
+TUNED_FIELDS = ("hidden_units", "dropout", "l1", "l2", "learning_rate", "epochs", "steps_per_epoch")
+
+
+def tuned_spec(spec: ProblemSpec, hyperparameters: dict | None) -> ProblemSpec:
+    """The spec with the Tuner's best values (network, regularization, learning rate, budget), if any."""
+    if not hyperparameters:
+        return spec
+    values = hyperparameters["values"]
+    update = {name: values[name] for name in TUNED_FIELDS if name in values}
+    logging.info("Final model with the tuned values: %s", update)
+    return spec.model_copy(update={"training": spec.training.model_copy(update=update)})
+
+
+def fit(model: keras.Model, spec: ProblemSpec, train: tf.data.Dataset, validation: tf.data.Dataset | None):
+    """Trains with early stopping on the eval split; the final model of a tuned run (trained on train +
+    eval, no validation data left) trains for the tuned number of epochs."""
+    callbacks = []
+    if validation is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=spec.training.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    return model.fit(
+        train,
+        epochs=spec.training.epochs,
+        steps_per_epoch=spec.training.steps_per_epoch,
+        validation_data=validation,
+        callbacks=callbacks,
+        verbose=2,
+    )
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    spec = tuned_spec(training_spec(fn_args.custom_config), fn_args.hyperparameters)
+    keras.utils.set_random_seed(spec.training.seed)
+    tf.config.experimental.enable_op_determinism()
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=True)
+    validation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, spec, repeat=False)
+    model = build_model(
+        feature_inputs(spec, tft_output),
+        spec,
+        outputs=output_count(spec, tft_output),
+        target_scale=sampled_target_scale(spec, train),
+    )
+    history = fit(model, spec, train, None if fn_args.hyperparameters else validation)
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    if spec.deployment.pruning is not None:
+        from components.modules.pruning import prune
+
+        model, pruning_record = prune(model, train, validation, spec)
+        with open(os.path.join(fn_args.model_run_dir, PRUNING_FILE), "w") as handle:
+            json.dump(pruning_record, handle, indent=1)
+    save_with_signatures(model, spec, tft_output, fn_args.serving_model_dir)
+    with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as handle:
+        json.dump({k: [float(x) for x in v] for k, v in history.history.items()}, handle, indent=1)
+    logging.info("Model saved to %s after %d epochs", fn_args.serving_model_dir, len(history.epoch))

@@ -1,0 +1,281 @@
+"""Scale up until it overfits, then regularize and tune (`tuner_fn`, called by TFX Tuner).
+
+1. Capacity sweep: each network of `tuning.capacity` (narrow and shallow first) trains on the train
+   split for up to `tuning.max_epochs`, validated on the eval split; the sweep stops at the first network
+   that overfits (validation loss turned up while training loss kept falling) and keeps every curve.
+2. KerasTuner (random search) over units, dropout, L1/L2 and learning rate around that network; each
+   trial is scored by the spec's evaluation protocol (hold-out, K-fold or iterated K-fold), the mean
+   of the spec's metric over the validation folds. The test split is never read here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import keras_tuner as kt
+import numpy as np
+import tensorflow_transform as tft
+import tf_keras as keras
+from absl import logging
+from tfx.components.trainer.fn_args_utils import FnArgs
+from tfx.components.tuner.component import TunerFnResult
+
+from components.core import evaluation
+from components.core.spec import ProblemSpec, TaskType, TrainingSpec
+from components.modules.folds import Arrays, Fold, arrays_from_dataset, fold_plan
+from components.modules.model_builder import FeatureInput, build_model, target_scale
+from components.modules.run_fn import feature_inputs, make_dataset, output_count, training_spec
+
+DROPOUT_RANGE = (0.0, 0.5, 0.1)
+L1_CHOICES = [0.0, 1e-5, 1e-4]
+L2_CHOICES = [0.0, 1e-5, 1e-4, 1e-3]
+LEARNING_RATES = [3e-4, 1e-3, 3e-3]
+
+
+@dataclass
+class SweepStep:
+    """One network of the capacity sweep and its learning curves."""
+
+    hidden_units: list[int]
+    loss: list[float]
+    val_loss: list[float]
+    best_epoch: int  # 1-based epoch of the lowest validation loss
+    overfit: bool
+
+    @property
+    def name(self) -> str:
+        return "x".join(str(units) for units in self.hidden_units)
+
+
+def overfits(loss: list[float], val_loss: list[float], patience: int) -> bool:
+    """Validation loss has not improved for `patience` epochs while training loss kept falling."""
+    best = int(np.argmin(val_loss))
+    return best <= len(val_loss) - 1 - patience and loss[-1] < loss[best]
+
+
+def fit_quietly(
+    model: keras.Model, train: Arrays, validation: Arrays, epochs: int, batch_size: int, callbacks
+):
+    return model.fit(
+        train.features,
+        train.labels,
+        validation_data=(validation.features, validation.labels),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
+def capacity_sweep(
+    build: Callable[[list[int]], keras.Model],
+    train: Arrays,
+    validation: Arrays,
+    ladder: list[list[int]],
+    max_epochs: int,
+    patience: int,
+    batch_size: int,
+) -> list[SweepStep]:
+    """Trains each network of `ladder` in turn and stops at the first that overfits."""
+    steps: list[SweepStep] = []
+    for hidden_units in ladder:
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience)
+        history = fit_quietly(build(hidden_units), train, validation, max_epochs, batch_size, [stop])
+        loss = [float(x) for x in history.history["loss"]]
+        val_loss = [float(x) for x in history.history["val_loss"]]
+        step = SweepStep(
+            hidden_units, loss, val_loss, int(np.argmin(val_loss)) + 1, overfits(loss, val_loss, patience)
+        )
+        steps.append(step)
+        logging.info(
+            "Capacity sweep: %s trained %d epochs, best validation loss %.4f at epoch %d%s",
+            step.name,
+            len(loss),
+            min(val_loss),
+            step.best_epoch,
+            ", overfits: stop" if step.overfit else "",
+        )
+        if step.overfit:
+            break
+    return steps
+
+
+def search_space(hp: kt.HyperParameters, base_units: list[int]) -> dict:
+    """Registers the search space and returns the trial's TrainingSpec fields."""
+    widest = base_units[0]
+    units = hp.Choice("units", sorted({max(2, widest // 2), widest}))
+    scale = units / widest
+    return {
+        "hidden_units": [max(2, round(width * scale)) for width in base_units],
+        "dropout": hp.Float("dropout", *DROPOUT_RANGE[:2], step=DROPOUT_RANGE[2]),
+        "l1": hp.Choice("l1", L1_CHOICES),
+        "l2": hp.Choice("l2", L2_CHOICES),
+        "learning_rate": hp.Choice("learning_rate", LEARNING_RATES),
+    }
+
+
+class SpecHyperModel(kt.HyperModel):
+    """The spec's network around the swept capacity, with the trial's regularization and learning rate."""
+
+    def __init__(
+        self,
+        spec: ProblemSpec,
+        features: list[FeatureInput],
+        outputs: int,
+        base_units: list[int],
+        scale: tuple[float, float] | None,
+    ):
+        super().__init__(name=f"{spec.name}_network")
+        self.spec, self.features, self.outputs, self.base_units = spec, features, outputs, base_units
+        self.scale = scale
+
+    def training(self, hp: kt.HyperParameters) -> TrainingSpec:
+        return self.spec.training.model_copy(update=search_space(hp, self.base_units))
+
+    def build(self, hp: kt.HyperParameters) -> keras.Model:
+        return build_model(self.features, self.spec, self.outputs, self.training(hp), self.scale)
+
+
+@dataclass
+class TrialRecord:
+    hidden_units: list[int]
+    fold_scores: list[float]
+    best_epochs: list[int]
+    loss: list[float]  # first fold's learning curves
+    val_loss: list[float]
+
+
+class ProtocolTuner(kt.Tuner):
+    """KerasTuner whose trials are scored by the spec's evaluation protocol over in-memory folds."""
+
+    def __init__(self, spec: ProblemSpec, data: Arrays, folds: list[Fold], sweep: list[SweepStep], **kwargs):
+        super().__init__(**kwargs)
+        self.spec, self.data, self.folds, self.sweep = spec, data, folds, sweep
+        self.records: dict[str, TrialRecord] = {}
+
+    @property
+    def objective_name(self) -> str:
+        return objective_name(self.spec)
+
+    def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
+        hypermodel: SpecHyperModel = self.hypermodel
+        training = hypermodel.training(trial.hyperparameters)
+        record = TrialRecord(training.hidden_units, [], [], [], [])
+        for fold in self.folds:
+            score, history = self._fit_fold(trial.hyperparameters, fold)
+            record.fold_scores.append(score)
+            record.best_epochs.append(int(np.argmin(history["val_loss"])) + 1)
+            if not record.loss:
+                record.loss = [float(x) for x in history["loss"]]
+                record.val_loss = [float(x) for x in history["val_loss"]]
+        self.records[trial.trial_id] = record
+        mean = float(np.mean(record.fold_scores))
+        logging.info(
+            "Trial %s: %s %.4f over %d folds", trial.trial_id, self.objective_name, mean, len(self.folds)
+        )
+        return {self.objective_name: mean}
+
+    def _fit_fold(self, hp: kt.HyperParameters, fold: Fold) -> tuple[float, dict]:
+        model = self.hypermodel.build(hp)
+        train, validation = self.data.take(fold.train), self.data.take(fold.validation)
+        stop = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=self.spec.training.early_stopping_patience, restore_best_weights=True
+        )
+        history = fit_quietly(
+            model, train, validation, self.spec.tuning.max_epochs, self.spec.training.batch_size, [stop]
+        )
+        metric = evaluation.keras_metric(self.spec)
+        metric.update_state(validation.labels, model.predict(validation.features, verbose=0))
+        return float(metric.result().numpy()), history.history
+
+    def best_record(self) -> TrialRecord:
+        best = self.oracle.get_best_trials(1)[0]
+        return self.records[best.trial_id]
+
+    def final_training_values(self) -> dict:
+        """What the final Trainer needs beyond the searched values: the network, epochs and steps per
+        epoch for one pass over train + eval (the best trial's mean best epoch)."""
+        record = self.best_record()
+        return {
+            "hidden_units": record.hidden_units,
+            "epochs": max(1, round(float(np.mean(record.best_epochs)))),
+            "steps_per_epoch": max(1, math.ceil(len(self.data) / self.spec.training.batch_size)),
+        }
+
+    def protocol_report(self) -> dict:
+        return {
+            "protocol": self.spec.evaluation.describe(),
+            "objective": self.objective_name,
+            "folds": [
+                {
+                    "repetition": f.repetition,
+                    "fold": f.index,
+                    "train_rows": len(f.train),
+                    "validation_rows": len(f.validation),
+                }
+                for f in self.folds
+            ],
+            "pool_rows": len(self.data),
+            "trials": {trial_id: asdict(record) for trial_id, record in self.records.items()},
+            "capacity_sweep": [{**asdict(step), "name": step.name} for step in self.sweep],
+        }
+
+
+def objective_name(spec: ProblemSpec) -> str:
+    return f"val_{spec.metric.name}"
+
+
+def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
+    spec = training_spec(fn_args.custom_config)
+    if spec.tuning is None:
+        raise ValueError("the Tuner runs only when the spec has a 'tuning' section")
+    tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    features, outputs = feature_inputs(spec, tft_output), output_count(spec, tft_output)
+    train = arrays_from_dataset(
+        make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=False)
+    )
+    held_out = arrays_from_dataset(
+        make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, spec, repeat=False)
+    )
+    logging.info(
+        "Tuning on %d train and %d eval rows (%s)", len(train), len(held_out), spec.evaluation.describe()
+    )
+
+    scale = target_scale(train.labels) if spec.task == TaskType.REGRESSION else None
+
+    def plain_network(hidden_units: list[int]) -> keras.Model:
+        plain = spec.training.model_copy(
+            update={"hidden_units": hidden_units, "dropout": 0.0, "l1": 0.0, "l2": 0.0}
+        )
+        return build_model(features, spec, outputs, plain, scale)
+
+    keras.utils.set_random_seed(spec.tuning.seed)
+    sweep = capacity_sweep(
+        plain_network,
+        train,
+        held_out,
+        spec.tuning.capacity,
+        spec.tuning.max_epochs,
+        spec.training.early_stopping_patience,
+        spec.training.batch_size,
+    )
+    chosen = next((step for step in sweep if step.overfit), sweep[-1])
+    tuner = ProtocolTuner(
+        spec=spec,
+        data=Arrays.concat(train, held_out),
+        folds=fold_plan(len(train), len(held_out), spec.evaluation),
+        sweep=sweep,
+        hypermodel=SpecHyperModel(spec, features, outputs, chosen.hidden_units, scale),
+        oracle=kt.oracles.RandomSearchOracle(
+            objective=kt.Objective(objective_name(spec), "max" if spec.metric.higher_is_better else "min"),
+            max_trials=spec.tuning.trials,
+            seed=spec.tuning.seed,
+        ),
+        directory=fn_args.working_dir,
+        project_name=f"{spec.name}_tuning",
+        overwrite=True,
+    )
+    return TunerFnResult(tuner=tuner, fit_kwargs={})

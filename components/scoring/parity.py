@@ -1,0 +1,133 @@
+"""The parity gate: every target against the SavedModel on the test split, with the spec's metric."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import types
+from tfx.types import artifact_utils
+
+from components.core import evaluation
+from components.core.models_config import target_name
+from components.core.spec import ProblemSpec, TaskType
+
+TEST_SPLIT = "test"
+TRAIN_SPLIT = "train"
+CALIBRATION_ROWS = 500
+CALIBRATION_POOL = 50_000  # training rows read to draw the calibration rows from
+
+
+@dataclass
+class TargetReport:
+    """One deployment target's figures on the test split, and whether it may be pushed."""
+
+    target: str  # serving, tflite or tfjs
+    variant: str  # savedmodel, float32, dynamic, int8, float16, uint8
+    path: str  # relative to the version folder once pushed ("" for the SavedModel itself)
+    runtime: str
+    size_bytes: int = 0
+    metric: float | None = None
+    max_abs_diff: float | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p99: float | None = None
+    passed: bool = False
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return target_name(asdict(self))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def split_records(examples: list[types.Artifact], split: str) -> list[str]:
+    """The TFRecord files of one split across every Examples artifact (a window holds several)."""
+    files = []
+    for artifact in examples:
+        folder = artifact_utils.get_split_uri([artifact], split)
+        files += sorted(os.path.join(folder, name) for name in tf.io.gfile.listdir(folder))
+    return files
+
+
+def read_serialized(files: list[str], limit: int | None = None) -> list[bytes]:
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if limit is not None:
+        dataset = dataset.take(limit)
+    return [record.numpy() for record in dataset]
+
+
+def raw_inputs(serialized: list[bytes], tft_output: tft.TFTransformOutput, input_dtypes: dict[str, tf.DType]):
+    """(`[n, 1]` arrays for the raw-feature signature, the parsed examples)."""
+    raw_spec = tft_output.raw_feature_spec()
+    parsed = tf.io.parse_example(tf.constant(serialized), raw_spec)
+    count = len(serialized)
+    inputs = {}
+    for name, dtype in input_dtypes.items():
+        column = parsed[name]
+        if isinstance(column, tf.SparseTensor):
+            if column.dtype.is_integer and dtype == tf.string:
+                column = tf.SparseTensor(
+                    column.indices, tf.strings.as_string(column.values), column.dense_shape
+                )
+            missing = "" if dtype == tf.string else math.nan
+            column = tf.sparse.to_dense(
+                tf.sparse.reset_shape(tf.cast(column, dtype) if dtype != tf.string else column, [count, 1]),
+                default_value=missing,
+            )
+        values = column.numpy().reshape(count, 1)
+        inputs[name] = values.astype(object) if dtype == tf.string else values.astype(np.float32)
+    return inputs, parsed
+
+
+def labels(parsed: dict, tft_output: tft.TFTransformOutput, spec: ProblemSpec) -> np.ndarray:
+    """The labels as the model was trained on them (TF Transform's encoding)."""
+    transformed = tft_output.transform_raw_features(parsed, drop_unused_features=True)
+    columns = [tf.cast(tf.reshape(transformed[name], [-1, 1]), tf.float32) for name in spec.label_columns]
+    return tf.concat(columns, axis=1).numpy()
+
+
+def calibration_rows(
+    examples: list[types.Artifact], tft_output: tft.TFTransformOutput, input_dtypes: dict[str, tf.DType]
+) -> Iterator[dict[str, np.ndarray]]:
+    """Single training rows for int8 calibration (never test rows), drawn at random from the split:
+    the first rows of a file are whatever order it was written in, not a sample."""
+    serialized = read_serialized(split_records(examples, TRAIN_SPLIT), CALIBRATION_POOL)
+    chosen = np.random.default_rng(0).permutation(len(serialized))[:CALIBRATION_ROWS]
+    inputs, _ = raw_inputs([serialized[i] for i in sorted(chosen)], tft_output, input_dtypes)
+    for index in range(len(chosen)):
+        yield {name: values[index : index + 1] for name, values in inputs.items()}
+
+
+def metric_value(spec: ProblemSpec, label_values: np.ndarray, predictions: np.ndarray) -> float:
+    metric = evaluation.keras_metric(spec)
+    if spec.task == TaskType.MULTICLASS:
+        metric.update_state(label_values[:, 0], predictions)
+    else:
+        metric.update_state(label_values, predictions)
+    return float(metric.result().numpy())
+
+
+def passes(spec: ProblemSpec, reference: float, value: float) -> tuple[bool, str]:
+    """Whether `value` is within the parity tolerance of the SavedModel's `reference` metric."""
+    tolerance = spec.deployment.parity.tolerance
+    name = spec.metric.name
+    if not math.isfinite(value):
+        return False, f"{name} is {value}: the target's predictions are not finite"
+    loss = reference - value if spec.metric.higher_is_better else value - reference
+    if loss > tolerance:
+        return False, (
+            f"{name} {value:.4f} is {loss:.4f} worse than the SavedModel's {reference:.4f} "
+            f"(tolerance deployment.parity.tolerance = {tolerance:g})"
+        )
+    return True, ""
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else math.nan

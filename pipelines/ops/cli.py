@@ -1,0 +1,294 @@
+"""Command line: `python -m pipelines run --config config/taxi.yaml` (see `--help`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from components.core.spec import ProblemSpec, SpecError, load_spec
+from pipelines.paths import DEFAULT_HOME, RunPaths
+
+EXIT_FAILED = 1
+EXIT_BAD_SPEC = 2
+
+
+class RunFailed(RuntimeError):
+    """The pipeline stopped; the message says at which component and why."""
+
+
+def run_training(
+    spec: ProblemSpec,
+    home: str | Path = DEFAULT_HOME,
+    enable_cache: bool = True,
+    verbose: bool = False,
+    beam_args: list[str] | None = None,
+):
+    """Runs the training pipeline with LocalDagRunner and returns the run's summary from MLMD.
+
+    Raises RunFailed with a readable reason when a component fails.
+    """
+    # Not `tfx.v1`: it also imports the Google Cloud extensions (~8 s), which a local run never uses.
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+    from pipelines.ops import progress
+    from pipelines.workflow import results, training
+
+    paths = RunPaths.for_spec(spec.name, home)
+    progress.quiet_libraries(verbose)
+    pipeline = training.create_pipeline(spec, paths, beam_args=beam_args, enable_cache=enable_cache)
+    with progress.track_components() as tracker:
+        try:
+            LocalDagRunner().run(pipeline)
+        except Exception as error:  # noqa: BLE001 - turned into one readable message
+            where = tracker.current or "the pipeline"
+            raise RunFailed(f"{where} failed: {explain(error)}") from error
+    summary = results.latest_run(paths.metadata_path, training.pipeline_name(spec))
+    if summary is None:
+        raise RunFailed("the run left no record in ML Metadata")
+    return summary
+
+
+def explain(error: BaseException) -> str:
+    """The most specific message in an exception chain (TFX wraps executor errors)."""
+    messages = []
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        messages.append(f"{error}" if str(error) else type(error).__name__)
+        # `raise ... from None` hides the context from tracebacks; it is hidden here too.
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return messages[-1] if messages else "unknown error"
+
+
+def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -> None:
+    from pipelines.ops import deployments
+
+    print()
+    print(f"Run {summary.run_id} of {summary.pipeline_name} finished in {seconds:.0f}s")
+    executed = [node for node in summary.executed if not node.endswith("_resolver")]
+    print(f"  executed: {', '.join(executed) or 'nothing (all cached)'}")
+    if summary.cached:
+        print(f"  cached:   {', '.join(summary.cached)}")
+    if summary.metrics:
+        print("  metrics on the test split (the final model, evaluated once):")
+        for name, value in sorted(summary.metrics.items()):
+            print(f"    {name:32s} {value:.4f}")
+    goal = f"{spec.metric.name} {'>=' if spec.metric.higher_is_better else '<='} {spec.metric.threshold:g}"
+    if summary.power_message:
+        print(f"  dumb baseline: {summary.power_message}")
+    if summary.blessed:
+        print(f"  blessed:  yes ({goal}, beats the dumb baseline, no regression vs the model in production)")
+    else:
+        print(f"  blessed:  no (needs {goal} and to beat the dumb baseline)")
+        for failure in summary.validation_failures:
+            print(f"    - {failure}")
+        if summary.power_message and summary.power_message.startswith("no statistical power"):
+            print(f"    - {summary.power_message}")
+    if summary.pushed_new:
+        print(f"  pushed:   version {summary.pushed_version} -> {summary.pushed_path}")
+        manifest = deployments.read_manifest(summary.pushed_path)
+        if manifest.get("test_rows"):
+            print(
+                f"  targets on the {manifest['test_rows']} test rows (manifest.json in the version folder):"
+            )
+        for line in deployments.target_table(manifest):
+            print(f"    {line}")
+    elif summary.pushed:
+        print(f"  pushed:   nothing new (no change since version {summary.pushed_version} was pushed)")
+    else:
+        print("  pushed:   nothing new" + (" (not blessed)" if not summary.blessed else ""))
+    if summary.report_path:
+        print(f"  report:   {summary.report_path}")
+    print(f"  serving:  {paths.serving_dir}  (TF Serving model base path)")
+    print(f"  artifacts: {paths.pipeline_root}")
+    print(f"  metadata: {paths.metadata_path}")
+
+
+def _warn_about_unused_columns(spec: ProblemSpec) -> None:
+    from components.core import sources
+
+    files = sources.glob_files(spec.data.source_glob)
+    unused = spec.unused_columns(sources.read_header(spec.data.source_glob)) if files else []
+    if unused:
+        print(
+            f"warning: column(s) {', '.join(unused)} are in the data but neither features, label nor "
+            "excluded in the spec; they are not used (add them to 'features' or 'exclude')"
+        )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.config)
+    started = time.monotonic()
+    print(
+        f"Blueprint: training '{spec.name}' ({spec.task.value}, label {spec.label}) from {spec.data.source}"
+    )
+    _warn_about_unused_columns(spec)
+    try:
+        summary = run_training(spec, args.home, enable_cache=not args.no_cache, verbose=args.verbose)
+    except RunFailed as failure:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"\nRun stopped: {failure}", file=sys.stderr)
+        return EXIT_FAILED
+    print_summary(summary, spec, RunPaths.for_spec(spec.name, args.home), time.monotonic() - started)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    spec = load_spec(args.config)
+    print(f"{args.config}: valid. Task {spec.task.value}, label {spec.label}, data {spec.data.source}")
+    return 0
+
+
+def _cmd_land(args: argparse.Namespace) -> int:
+    from pipelines.workflow import landing
+
+    spec = load_spec(args.config, check_data=False)
+    try:
+        span = landing.land_span(spec, args.files, span=args.span)
+    except landing.LandingError as error:
+        print(f"Not landed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Landed span {span} at {landing.span_folder(spec, span)}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from pipelines.workflow import landing, monitoring
+
+    spec = load_spec(args.config, check_data=False)
+    paths = RunPaths.for_spec(spec.name, args.home)
+    span = args.span if args.span is not None else landing.newest_span(spec)
+    if span is None:
+        print(f"No span has landed under {landing.landing_folder(spec)}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        report = monitoring.check_span(spec, paths, span)
+    except (monitoring.BadSpanError, landing.LandingError) as error:
+        print(f"Check failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(report.summary())
+    print(f"Reports: {paths.monitoring_dir}")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from components.core import models_config
+    from pipelines.ops import deployments
+
+    spec = load_spec(args.config, check_data=False)
+    serving_dir = RunPaths.for_spec(spec.name, args.home).serving_dir
+    try:
+        was, now = models_config.rollback(serving_dir.parent, serving_dir.name)
+    except models_config.RollbackError as error:
+        print(f"Not rolled back: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    current = models_config.read_current(serving_dir.parent, serving_dir.name)
+    print(f"'{spec.name}': every target now serves version {now} (was {was}); nothing was deleted.")
+    for line in deployments.target_table(current.get("manifest", {})):
+        print(f"    {line}")
+    print(f"  TF Serving: {serving_dir.parent / models_config.MODELS_CONFIG}")
+    print(f"  devices and browsers: {serving_dir / models_config.CURRENT}")
+    return 0
+
+
+def _cmd_page(args: argparse.Namespace) -> int:
+    from pipelines.ops import page_server
+
+    spec = load_spec(args.config, check_data=False)
+    serving_dir = RunPaths.for_spec(spec.name, args.home).serving_dir
+    try:
+        server = page_server.start(serving_dir.parent, port=args.port)
+    except page_server.PageError as error:
+        print(f"Cannot serve the page: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}/index.html?model={serving_dir.name}"
+    print(f"TF.js page for '{spec.name}': {url}  (Ctrl-C stops)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from pipelines.airflow import replay
+
+    replay.simulate(Path(args.home), spec_file=args.config, limit=args.spans)
+    return 0
+
+
+def _cmd_airflow(args: argparse.Namespace) -> int:
+    from pipelines.airflow import profile as airflow_profile
+
+    try:
+        if args.profile == "local":
+            return airflow_profile.start_local(args.profile)
+        return airflow_profile.start_production(args.profile)
+    except airflow_profile.ProfileError as error:
+        print(f"Cannot start Airflow: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the training pipeline for a problem spec")
+    run.add_argument("--config", required=True, help="problem spec (YAML), e.g. config/taxi.yaml")
+    run.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep artifacts (build/)")
+    run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    run.add_argument("--verbose", action="store_true", help="show TFX's logs and full tracebacks")
+    run.set_defaults(handler=_cmd_run)
+    validate = commands.add_parser("validate", help="check a problem spec and its data header")
+    validate.add_argument("--config", required=True)
+    validate.set_defaults(handler=_cmd_validate)
+    land = commands.add_parser("land", help="land CSV file(s) as the next span of a spanned spec")
+    land.add_argument("--config", required=True)
+    land.add_argument("--span", type=int, help="span number (default: the next one)")
+    land.add_argument("files", nargs="+", help="CSV file(s) of the new span")
+    land.set_defaults(handler=_cmd_land)
+    check = commands.add_parser("check", help="check a landed span for bad data and drift, write its report")
+    check.add_argument("--config", required=True)
+    check.add_argument("--home", default=str(DEFAULT_HOME))
+    check.add_argument("--span", type=int, help="span number (default: the newest)")
+    check.set_defaults(handler=_cmd_check)
+    rollback = commands.add_parser(
+        "rollback", help="serve the version before the current one, for every target"
+    )
+    rollback.add_argument("--config", required=True, help="problem spec (YAML)")
+    rollback.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep their outputs")
+    rollback.set_defaults(handler=_cmd_rollback)
+    page = commands.add_parser("page", help="serve the TF.js page for the model in service on 127.0.0.1")
+    page.add_argument("--config", required=True, help="problem spec (YAML)")
+    page.add_argument("--home", default=str(DEFAULT_HOME))
+    page.add_argument("--port", type=int, default=8000)
+    page.set_defaults(handler=_cmd_page)
+    simulate = commands.add_parser("simulate", help="replay the taxi data quarter by quarter through Airflow")
+    simulate.add_argument(
+        "--config", default="config/taxi_replay.yaml", help="a spanned spec (repo-relative)"
+    )
+    simulate.add_argument("--home", default=str(DEFAULT_HOME))
+    simulate.add_argument("--spans", type=int, help="replay only the first N quarters")
+    simulate.set_defaults(handler=_cmd_simulate)
+    airflow = commands.add_parser("airflow", help="start Airflow with a profile from config/airflow/")
+    airflow.add_argument(
+        "--profile",
+        default="local",
+        help="local (SQLite, SequentialExecutor) or production (PostgreSQL, LocalExecutor)",
+    )
+    airflow.set_defaults(handler=_cmd_airflow)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SpecError as error:
+        print(f"Invalid spec: {error}", file=sys.stderr)
+        return EXIT_BAD_SPEC

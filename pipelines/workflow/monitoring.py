@@ -1,0 +1,321 @@
+"""Checks a newly landed span before anything trains on it: schema anomalies and drift (TFDV).
+
+`check_span` computes the span's statistics, validates them against the production model's schema
+(bad data: stop, keep serving) and measures drift against the statistics of the data the production
+model was trained on: L-infinity distance for categorical features, Jensen-Shannon divergence for
+numeric ones, with the spec's thresholds. Every check writes a JSON report and a text summary.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+from tfx.utils import io_utils
+
+from components.core.spec import FeatureKind, ProblemSpec
+from pipelines.paths import RunPaths
+from pipelines.settings import DEFAULT_BEAM_ARGS
+from pipelines.workflow import landing, results
+
+BAD_DATA = "bad_data"
+RETRAIN = "retrain"
+NO_DRIFT = "no_drift"
+NEW_SPAN = "new_span"
+FIRST_MODEL = "no_production_model"
+_DRIFT_MEASURES = {
+    anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "l_infinity",
+    anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: "jensen_shannon_divergence",
+}
+
+
+class BadSpanError(RuntimeError):
+    """The span breaks the production schema; the message lists every anomaly by column."""
+
+
+@dataclass
+class FeatureDrift:
+    feature: str
+    kind: str
+    measure: str
+    value: float
+    threshold: float
+
+    @property
+    def drifted(self) -> bool:
+        return self.value > self.threshold
+
+
+@dataclass
+class DriftReport:
+    model: str
+    span: int
+    checked_at: str
+    files: list[str]
+    rows: int
+    decision: str
+    reason: str
+    production_version: str | None = None
+    production_spans: list[int] = field(default_factory=list)
+    schema_anomalies: dict[str, str] = field(default_factory=dict)
+    drift: list[FeatureDrift] = field(default_factory=list)
+    unseen_categories: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [d.feature for d in self.drift if d.drifted]
+
+    @property
+    def retrain(self) -> bool:
+        return self.decision in (RETRAIN, FIRST_MODEL, NEW_SPAN)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["drift"] = [{**asdict(d), "drifted": d.drifted} for d in self.drift]
+        data["drifted_features"] = self.drifted_features
+        return data
+
+    def summary(self) -> str:
+        lines = [
+            f"Drift check of span {self.span} for model '{self.model}' at {self.checked_at}",
+            f"  rows: {self.rows} in {len(self.files)} file(s)",
+            f"  production model: version {self.production_version or 'none'}"
+            + (f", trained on spans {self.production_spans}" if self.production_spans else ""),
+            f"  decision: {self.decision}: {self.reason}",
+        ]
+        for column, problem in self.schema_anomalies.items():
+            lines.append(f"  ANOMALY {column}: {problem}")
+        for column, unseen in self.unseen_categories.items():
+            shown = ", ".join(repr(value) for value in unseen[:5])
+            lines.append(
+                f"  WARNING {column}: {len(unseen)} value(s) never seen in training ({shown}); "
+                "the model maps them to its out-of-vocabulary bucket"
+            )
+        for d in sorted(self.drift, key=lambda d: d.value / d.threshold, reverse=True):
+            flag = "DRIFT" if d.drifted else "ok   "
+            lines.append(
+                f"  {flag} {d.feature:24s} {d.measure:26s} {d.value:.4f} (threshold {d.threshold:g})"
+            )
+        return "\n".join(lines)
+
+
+def monitoring_schema(schema: schema_pb2.Schema, spec: ProblemSpec) -> schema_pb2.Schema:
+    """The production schema with drift comparators on every feature the model uses.
+
+    Integer categorical features are marked categorical so TFDV builds their value histograms.
+    """
+    copy = schema_pb2.Schema()
+    copy.CopyFrom(schema)
+    kinds = feature_kinds(copy, spec)
+    for feature in copy.feature:
+        kind = kinds.get(feature.name)
+        if kind is None:
+            continue
+        threshold = spec.drift.features.get(feature.name)
+        if kind == FeatureKind.CATEGORICAL:
+            if feature.type == schema_pb2.INT:
+                feature.int_domain.is_categorical = True
+            feature.drift_comparator.infinity_norm.threshold = threshold or spec.drift.categorical_linf
+        else:
+            divergence = feature.drift_comparator.jensen_shannon_divergence
+            divergence.threshold = threshold or spec.drift.numeric_jsd
+            # Quantile buckets: equal-width ones are stretched by outliers (a 1,710-mile taxi trip)
+            # and then report drift between two random samples of the same data.
+            divergence.source.type = schema_pb2.HistogramSelection.QUANTILES
+    return copy
+
+
+def feature_kinds(schema: schema_pb2.Schema, spec: ProblemSpec) -> dict[str, FeatureKind]:
+    types = {f.name: f.type for f in schema.feature}
+    kinds = {}
+    for name, kind in spec.feature_columns(list(types)).items():
+        if kind == FeatureKind.AUTO:
+            kind = FeatureKind.CATEGORICAL if types.get(name) == schema_pb2.BYTES else FeatureKind.NUMERIC
+        kinds[name] = kind
+    return kinds
+
+
+def unseen_categories(
+    stats: statistics_pb2.DatasetFeatureStatisticsList, transform_uri: str, kinds: dict[str, FeatureKind]
+) -> dict[str, list[str]]:
+    """Text categories of the span that the production model's vocabularies do not hold.
+
+    Not an anomaly (the model has out-of-vocabulary buckets for them) but worth a warning: many of
+    them mean the model knows less about the new data than its metrics suggest. Values come from
+    TFDV's rank histogram (the most frequent values) of every feature the statistics hold as text.
+    """
+    import tensorflow_transform as tft
+
+    from components.modules.preprocessing_fn import vocabulary_name
+
+    output = tft.TFTransformOutput(transform_uri)
+    found = {}
+    for feature in stats.datasets[0].features:
+        name = feature.path.step[0] if feature.path.step else feature.name
+        if kinds.get(name) != FeatureKind.CATEGORICAL or not feature.HasField("string_stats"):
+            continue
+        known = {
+            value.decode("utf-8", "replace") for value in output.vocabulary_by_name(vocabulary_name(name))
+        }
+        seen = [bucket.label for bucket in feature.string_stats.rank_histogram.buckets]
+        unseen = [value for value in seen if value and value not in known]
+        if unseen:
+            found[name] = unseen
+    return found
+
+
+def csv_statistics(pattern: str, schema: schema_pb2.Schema) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """TFDV statistics of the CSV files `pattern` matches, column types inferred as ExampleGen does."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    return tfdv.generate_statistics_from_csv(
+        data_location=pattern,
+        stats_options=tfdv.StatsOptions(schema=schema),
+        pipeline_options=PipelineOptions(list(DEFAULT_BEAM_ARGS)),
+    )
+
+
+def reference_statistics(
+    production: results.ProductionModel, schema: schema_pb2.Schema, cache_dir: Path
+) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """Statistics of the production model's training data (train split of its spans), cached per version."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    cache = cache_dir / f"reference-{production.version}.pb"
+    if cache.exists():
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        stats.ParseFromString(cache.read_bytes())
+        return stats
+    patterns = [str(Path(a.uri) / "Split-train" / "*") for a in production.training_examples]
+    stats = tfdv.generate_statistics_from_tfrecord(
+        data_location=patterns,
+        stats_options=tfdv.StatsOptions(schema=schema),
+        pipeline_options=PipelineOptions(list(DEFAULT_BEAM_ARGS)),
+    )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(stats.SerializeToString())
+    return stats
+
+
+def schema_problems(anomalies: anomalies_pb2.Anomalies) -> dict[str, str]:
+    problems = {
+        name: info.description or info.short_description for name, info in anomalies.anomaly_info.items()
+    }
+    if anomalies.HasField("dataset_anomaly_info"):
+        problems["(dataset)"] = anomalies.dataset_anomaly_info.description
+    return problems
+
+
+def drift_measurements(
+    anomalies: anomalies_pb2.Anomalies, kinds: dict[str, FeatureKind]
+) -> list[FeatureDrift]:
+    found = []
+    for info in anomalies.drift_skew_info:
+        name = ".".join(info.path.step)
+        for measurement in info.drift_measurements:
+            found.append(
+                FeatureDrift(
+                    feature=name,
+                    kind=kinds.get(name, FeatureKind.NUMERIC).value,
+                    measure=_DRIFT_MEASURES.get(measurement.type, "unknown"),
+                    value=round(float(measurement.value), 6),
+                    threshold=float(measurement.threshold),
+                )
+            )
+    return sorted(found, key=lambda d: d.feature)
+
+
+def check_span(spec: ProblemSpec, paths: RunPaths, span: int) -> DriftReport:
+    """Checks one landed span; writes its report; raises BadSpanError (after writing) on bad data."""
+    from pipelines.paths import pipeline_name
+
+    files = landing.landed_spans(spec).get(span)
+    if files is None:
+        raise landing.LandingError(f"span {span} has not landed under '{landing.landing_folder(spec)}'")
+    checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report = DriftReport(spec.name, span, checked_at, files, rows=0, decision=NO_DRIFT, reason="")
+    if not files:
+        report.decision, report.reason = (
+            BAD_DATA,
+            f"span folder '{landing.span_folder(spec, span)}' holds no files",
+        )
+        report.schema_anomalies["(span)"] = report.reason
+        return _finish(report, paths)
+    production = results.production_model(results.open_store(paths.metadata_config()), pipeline_name(spec))
+    if production is None:
+        report.decision, report.reason = FIRST_MODEL, "no model is in production yet: train the first one"
+        return _finish(report, paths)
+    report.production_version, report.production_spans = production.version, production.spans
+    schema = monitoring_schema(
+        io_utils.SchemaReader().read(str(Path(production.schema_uri) / "schema.pbtxt")), spec
+    )
+    stats = csv_statistics(landing.span_files_pattern(spec, span), schema)
+    report.rows = int(stats.datasets[0].num_examples)
+    report.schema_anomalies = schema_problems(tfdv.validate_statistics(stats, _without_comparators(schema)))
+    if report.schema_anomalies:
+        report.decision = BAD_DATA
+        report.reason = "the span breaks the production schema: " + "; ".join(
+            f"{column}: {problem}" for column, problem in report.schema_anomalies.items()
+        )
+        return _finish(report, paths)
+    reference = reference_statistics(production, schema, paths.monitoring_dir / "reference")
+    drift = tfdv.validate_statistics(stats, schema, previous_statistics=reference)
+    kinds = feature_kinds(schema, spec)
+    report.drift = drift_measurements(drift, kinds)
+    report.unseen_categories = unseen_categories(stats, production.transform_uri, kinds)
+    if report.drifted_features:
+        report.decision = RETRAIN
+        report.reason = "drift over threshold in " + ", ".join(
+            f"{d.feature} ({d.measure} {d.value:.3f} > {d.threshold:g})" for d in report.drift if d.drifted
+        )
+    elif spec.retrain.on_new_span:
+        report.decision = NEW_SPAN
+        report.reason = f"new span {span} landed (no drift; the spec retrains on every new span)"
+    else:
+        report.reason = "no feature drifted past its threshold"
+    return _finish(report, paths)
+
+
+def _without_comparators(schema: schema_pb2.Schema) -> schema_pb2.Schema:
+    copy = schema_pb2.Schema()
+    copy.CopyFrom(schema)
+    for feature in copy.feature:
+        feature.ClearField("drift_comparator")
+    return copy
+
+
+def _finish(report: DriftReport, paths: RunPaths) -> DriftReport:
+    write_report(report, paths.monitoring_dir)
+    if report.decision == BAD_DATA:
+        raise BadSpanError(
+            f"span {report.span} of '{report.model}' is bad data, nothing retrains: {report.reason}"
+        )
+    return report
+
+
+def write_report(report: DriftReport, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"span-{report.span:04d}-{time.time_ns() // 1_000_000}"
+    path = folder / f"{stem}.json"
+    path.write_text(json.dumps(report.to_json(), indent=1))
+    (folder / f"{stem}.txt").write_text(report.summary() + "\n")
+    return path
+
+
+def reports(folder: Path, span: int | None = None) -> list[dict]:
+    """Every report written so far (oldest first), optionally for one span."""
+    pattern = f"span-{span:04d}-*.json" if span is not None else "span-*.json"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob(pattern))]
+
+
+def span_to_check(spec: ProblemSpec, paths: RunPaths) -> int | None:
+    """The newest landed span unless it already passed a check (bad spans are checked again)."""
+    span = landing.newest_span(spec)
+    if span is None:
+        return None
+    done = [r for r in reports(paths.monitoring_dir, span) if r["decision"] != BAD_DATA]
+    return None if done else span

@@ -1,0 +1,240 @@
+"""The problem spec: the default loads; every mistake is one message naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.core.spec import FeatureKind, SpecError, TaskType, load_spec
+from tests.helpers.data import TAXI_SPEC
+
+VALID = yaml.safe_load(TAXI_SPEC.read_text())
+
+
+def write_spec(
+    tmp_path: Path, changes: dict | None = None, remove: tuple[str, ...] = (), text: str | None = None
+) -> Path:
+    path = tmp_path / "spec.yaml"
+    if text is not None:
+        path.write_text(text)
+        return path
+    spec = {**VALID, **(changes or {})}
+    for key in remove:
+        spec.pop(key)
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def error_for(path: Path) -> str:
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    assert str(path) in message, message
+    return message
+
+
+def test_default_taxi_spec_loads():
+    spec = load_spec(TAXI_SPEC)
+    assert spec.task == TaskType.BINARY
+    assert spec.label == "big_tipper"
+    assert "tips" in spec.exclude
+    assert Path(spec.data.source).is_file()
+    assert spec.features["payment_type"] == FeatureKind.CATEGORICAL
+    assert spec.split.hash_buckets() == {"train": 80, "eval": 10, "test": 10}
+
+
+def test_feature_list_means_kinds_are_inferred(tmp_path):
+    spec = load_spec(write_spec(tmp_path, {"features": ["fare", "company"]}))
+    assert spec.features == {"fare": FeatureKind.AUTO, "company": FeatureKind.AUTO}
+
+
+def test_without_features_every_other_column_is_used(tmp_path):
+    spec = load_spec(write_spec(tmp_path, remove=("features",)))
+    used = spec.feature_columns(["fare", "tips", "big_tipper", "company", "trip_start_timestamp"])
+    assert list(used) == ["fare", "company"]
+
+
+def test_unknown_task_type(tmp_path):
+    message = error_for(write_spec(tmp_path, {"task": "clustering"}))
+    assert "field 'task'" in message and "clustering" in message and "binary" in message
+
+
+def test_label_not_in_data(tmp_path):
+    message = error_for(write_spec(tmp_path, {"label": "tip_amount"}))
+    assert "field 'label'" in message and "tip_amount" in message and "not in the data" in message
+
+
+def test_data_file_does_not_exist(tmp_path):
+    message = error_for(write_spec(tmp_path, {"data": {"source": "missing/trips.csv"}}))
+    assert "field 'data.source'" in message and "no file matches" in message
+
+
+def test_package_not_installed(tmp_path):
+    message = error_for(write_spec(tmp_path, {"data": {"source": "pkg://no_such_package/data.csv"}}))
+    assert "field 'data.source'" in message and "not installed" in message
+
+
+def test_negative_ratio(tmp_path):
+    message = error_for(write_spec(tmp_path, {"split": {"train": 1.1, "eval": -0.2, "test": 0.1}}))
+    assert "field 'split'" in message and "between 0 and 1" in message
+
+
+def test_ratios_must_add_up_to_one(tmp_path):
+    message = error_for(write_spec(tmp_path, {"split": {"train": 0.5, "eval": 0.1, "test": 0.1}}))
+    assert "field 'split'" in message and "add up to 1" in message
+
+
+def test_unknown_key(tmp_path):
+    message = error_for(write_spec(tmp_path, {"epochs": 3}))
+    assert "field 'epochs'" in message and "unknown field" in message
+
+
+def test_unknown_nested_key(tmp_path):
+    message = error_for(write_spec(tmp_path, {"training": {"epoch": 3}}))
+    assert "field 'training.epoch'" in message and "unknown field" in message
+
+
+def test_unknown_metric(tmp_path):
+    message = error_for(write_spec(tmp_path, {"metric": {"name": "f7", "threshold": 0.5}}))
+    assert "field 'metric.name'" in message and "f7" in message
+
+
+def test_metric_must_fit_the_task(tmp_path):
+    message = error_for(write_spec(tmp_path, {"metric": {"name": "mse", "threshold": 0.5}}))
+    assert "field 'metric.name'" in message and "binary" in message and "auc" in message
+
+
+def test_feature_column_not_in_data(tmp_path):
+    message = error_for(write_spec(tmp_path, {"features": {"fare": "numeric", "tip_pct": "numeric"}}))
+    assert "field 'features'" in message and "tip_pct" in message
+
+
+def test_unknown_feature_kind(tmp_path):
+    message = error_for(write_spec(tmp_path, {"features": {"fare": "continuous"}}))
+    assert "field 'features.fare'" in message
+
+
+def test_label_cannot_be_a_feature(tmp_path):
+    message = error_for(write_spec(tmp_path, {"features": {"big_tipper": "numeric"}}))
+    assert "field 'features'" in message and "big_tipper" in message
+
+
+def test_excluded_column_must_exist(tmp_path):
+    message = error_for(write_spec(tmp_path, {"exclude": ["tipz"]}))
+    assert "field 'exclude'" in message and "tipz" in message
+
+
+def test_missing_required_field(tmp_path):
+    message = error_for(write_spec(tmp_path, remove=("label",)))
+    assert "field 'label'" in message
+
+
+def test_bad_training_budget(tmp_path):
+    message = error_for(write_spec(tmp_path, {"training": {"epochs": 0}}))
+    assert "field 'training.epochs'" in message
+
+
+def test_multilabel_needs_several_labels(tmp_path):
+    message = error_for(write_spec(tmp_path, {"task": "multilabel"}))
+    assert "field 'label'" in message and "multilabel" in message
+
+
+def test_model_name_must_be_a_safe_folder_name(tmp_path):
+    message = error_for(write_spec(tmp_path, {"name": "../taxi"}))
+    assert "field 'name'" in message
+
+
+def test_not_a_mapping(tmp_path):
+    assert "YAML mapping" in error_for(write_spec(tmp_path, text="- just\n- a list\n"))
+
+
+def test_yaml_object_tags_are_rejected(tmp_path):
+    text = TAXI_SPEC.read_text() + "\nextra: !!python/object/apply:os.system ['echo pwned']\n"
+    assert "not a valid YAML spec" in error_for(write_spec(tmp_path, text=text))
+
+
+def test_spec_file_not_found(tmp_path):
+    assert "spec file not found" in error_for(tmp_path / "nope.yaml")
+
+
+def test_relative_source_is_relative_to_the_spec_file(tmp_path, taxi_slice):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "trips.csv").write_bytes(taxi_slice.read_bytes())
+    spec = load_spec(write_spec(tmp_path, {"data": {"source": "data/trips.csv"}}))
+    assert spec.data.source == str(tmp_path / "data" / "trips.csv")
+
+
+def test_glob_source(tmp_path, taxi_slice):
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_bytes(taxi_slice.read_bytes())
+    spec = load_spec(write_spec(tmp_path, {"data": {"source": "*.csv"}}))
+    assert spec.data.source.endswith("*.csv")
+
+
+def test_files_with_different_headers(tmp_path, taxi_slice):
+    (tmp_path / "a.csv").write_bytes(taxi_slice.read_bytes())
+    (tmp_path / "b.csv").write_text("x,y\n1,2\n")
+    message = error_for(write_spec(tmp_path, {"data": {"source": "*.csv"}}))
+    assert "field 'data.source'" in message and "other columns" in message
+
+
+def test_empty_csv(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    message = error_for(write_spec(tmp_path, {"data": {"source": "empty.csv"}}))
+    assert "field 'data.source'" in message and "empty" in message
+
+
+def test_schedule_must_be_cron_or_preset(tmp_path):
+    message = error_for(write_spec(tmp_path, {"schedule": {"training": "every monday"}}))
+    assert "field 'schedule.training'" in message and "cron" in message
+    spec = load_spec(write_spec(tmp_path, {"schedule": {"training": "0 3 * * 1", "monitoring": "@hourly"}}))
+    assert spec.schedule.training == "0 3 * * 1"
+
+
+def test_drift_thresholds_are_fractions_of_known_columns(tmp_path):
+    message = error_for(write_spec(tmp_path, {"drift": {"numeric_jsd": 1.5}}))
+    assert "field 'drift.numeric_jsd'" in message
+    message = error_for(write_spec(tmp_path, {"drift": {"features": {"fares": 0.2}}}))
+    assert "field 'drift.features'" in message and "'fares'" in message
+
+
+def test_spanned_source_before_any_span_landed(tmp_path):
+    data = {**VALID["data"], "source": "landing/span-{SPAN}/*.csv", "window_spans": 2}
+    spec = load_spec(write_spec(tmp_path, {"data": data}))
+    assert spec.data.spanned and spec.data.window_spans == 2
+    assert spec.data.source == str(tmp_path / "landing/span-{SPAN}/*.csv")
+
+
+def test_span_token_only_once(tmp_path):
+    data = {**VALID["data"], "source": "span-{SPAN}/part-{SPAN}.csv"}
+    assert "field 'data.source'" in error_for(write_spec(tmp_path, {"data": data}))
+
+
+def test_deployment_defaults_build_every_target():
+    deployment = load_spec(TAXI_SPEC).deployment
+    assert deployment.tflite == ["float32", "dynamic", "int8"]
+    assert deployment.tfjs == ["float32", "uint8"]
+    assert deployment.parity.tolerance == 0.01
+
+
+def test_unknown_tflite_variant_is_named(tmp_path):
+    message = error_for(write_spec(tmp_path, {"deployment": {"tflite": ["float32", "int4"]}}))
+    assert "field 'deployment.tflite.1'" in message and "'int8'" in message
+
+
+def test_variant_listed_twice(tmp_path):
+    message = error_for(write_spec(tmp_path, {"deployment": {"tfjs": ["uint8", "uint8"]}}))
+    assert "field 'deployment.tfjs'" in message and "uint8 listed more than once" in message
+
+
+def test_pruning_sparsity_must_be_a_fraction(tmp_path):
+    message = error_for(write_spec(tmp_path, {"deployment": {"pruning": {"target_sparsity": 1.5}}}))
+    assert "field 'deployment.pruning.target_sparsity'" in message and "less than 1" in message
+
+
+def test_feature_list_of_non_names(tmp_path):
+    """Found by test_spec_fuzz.py: `features: [[]]` raised TypeError instead of a SpecError."""
+    message = error_for(write_spec(tmp_path, {"features": [[]]}))
+    assert "field 'features': a list of features must hold column names only" in message

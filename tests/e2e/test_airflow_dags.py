@@ -1,0 +1,238 @@
+"""The Airflow DAGs on real Airflow (`DAG.test()`, SQLite): integrity, training, drift, bad data, arrival.
+
+One landing zone is replayed in order: span 1 trains the first model; span 2 (same distribution)
+is only ingested; span 3 (fare tripled) and span 4 (payment mix changed) trigger training with the
+reason; the triggered run trains on a window that includes span 4; span 5 (bad data) fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.core.sources import write_table
+from components.core.spec import load_spec
+from pipelines.airflow.replay import ReplayAirflow
+from pipelines.paths import RunPaths
+from pipelines.workflow import landing, monitoring, results, scoring
+from pipelines.workflow.training import pipeline_name
+from tests.helpers.data import REPO_ROOT
+from tests.helpers.pipeline_runs import COMPONENT_NODES, serving_snapshot, versions, write_taxi_spec
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def airflow_db():
+    from airflow.utils import db
+
+    db.initdb()
+
+
+@pytest.fixture(scope="module")
+def pool(taxi_rows):
+    """6,000 trips drawn at random (the file is not in random order), split into disjoint spans."""
+    header, rows = taxi_rows
+    return header, random.Random(7).sample(rows, 6000)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory, pool, airflow_db):
+    """A spanned taxi spec, its paths, and its two DAGs registered in Airflow's database."""
+    root = tmp_path_factory.mktemp("stream")
+    spec_file = write_taxi_spec(root / "config", root / "landing" / "span-{SPAN}" / "*.csv")
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["data"]["window_spans"] = 3
+    raw["schedule"] = {"retries": 0}  # a failing task fails the test now, not after a retry delay
+    spec_file.write_text(yaml.safe_dump(raw))
+    spec = load_spec(spec_file, check_data=False)
+    home = root / "home"
+    return spec, RunPaths.for_spec(spec.name, home), ReplayAirflow(spec, home), root
+
+
+def land(stream, name: str, header: list[str], rows: list[dict]) -> int:
+    spec, _, _, root = stream
+    return landing.land_span(spec, [write_table(root / "incoming" / name / "data.csv", header, rows)])
+
+
+@pytest.fixture(scope="module")
+def triggered() -> dict:
+    """Training confs one test leaves for a later one."""
+    return {}
+
+
+def latest_report(paths: RunPaths, span: int) -> dict:
+    return monitoring.reports(paths.monitoring_dir, span)[-1]
+
+
+def ingested_spans(paths: RunPaths) -> set[int]:
+    store = results.open_store(paths.metadata_config())
+    return {results.span_of(artifact) for artifact in store.get_artifacts_by_type("Examples")}
+
+
+def test_dag_files_import_quickly_and_cleanly(airflow_db):
+    from airflow.models import DagBag
+
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"), include_examples=False)
+    assert bag.import_errors == {}
+    assert {"blueprint-taxi", "blueprint-taxi_replay", "blueprint-taxi_replay-monitoring"} <= set(bag.dag_ids)
+    for stat in bag.dagbag_stats:
+        assert stat.duration.total_seconds() < 30, f"{stat.file} took {stat.duration} to import"
+    training = bag.get_dag("blueprint-taxi")
+    assert training.catchup is False and training.max_active_runs == 1
+    assert training.default_args["retries"] >= 1
+    assert {"epochs", "steps_per_epoch", "reason"} <= set(training.params)
+    assert {"window_spans", "train"} <= set(bag.get_dag("blueprint-taxi_replay").params)
+
+
+def test_a_broken_dag_file_does_not_take_the_others_down(tmp_path, airflow_db):
+    from airflow.models import DagBag
+
+    shutil.copy(REPO_ROOT / "dags" / "taxi.py", tmp_path / "taxi.py")
+    (tmp_path / "broken.py").write_text("from airflow import DAG\nraise RuntimeError('broken dag file')\n")
+    bag = DagBag(dag_folder=str(tmp_path), include_examples=False)
+    assert list(bag.import_errors) == [str(tmp_path / "broken.py")]
+    assert "broken dag file" in next(iter(bag.import_errors.values()))
+    assert "blueprint-taxi" in bag.dag_ids
+
+
+def test_training_dag_tasks_follow_the_pipeline(stream):
+    from pipelines.airflow.dags import TRAINING_GATE, training_dag
+    from pipelines.workflow.training import create_pipeline
+
+    spec, paths, _, root = stream
+    dag = training_dag(spec, root / "home")
+    components = create_pipeline(spec, paths).components
+    assert set(dag.task_ids) == {c.id for c in components} | {TRAINING_GATE}
+    assert set(COMPONENT_NODES) <= set(dag.task_ids)
+    for component in components:
+        upstream = dag.get_task(component.id).upstream_task_ids - {TRAINING_GATE}
+        assert upstream == {node.id for node in component.upstream_nodes}, component.id
+    assert dag.get_task(TRAINING_GATE).upstream_task_ids == {"CsvExampleGen"}
+    assert dag.get_task(TRAINING_GATE).downstream_task_ids == {"span_window_resolver"}
+    order = [task.task_id for task in dag.topological_sort()]
+    assert order.index("span_window_resolver") < order.index("Transform") < order.index("Trainer")
+    assert order.index("Evaluator") < order.index("ModelExporter") < order.index("Pusher")
+
+
+def test_training_dag_trains_and_pushes_with_the_form_values(stream, pool):
+    header, rows = pool
+    spec, paths, airflow, _ = stream
+    assert land(stream, "first", header, rows[:2500]) == 1
+    assert airflow.train({"epochs": 2, "reason": "first model"}) == "success"
+    assert len(versions(paths.serving_dir)) == 1
+    production = results.production_model(results.open_store(paths.metadata_config()), "blueprint-taxi")
+    assert production.spans == [1]
+    history = json.loads(
+        (Path(production.model_uri).parent.parent / "model_run").glob("*/history.json").__next__().read_text()
+    )
+    assert len(history["loss"]) == 2, "the trigger form's epochs did not reach the Trainer"
+
+
+def test_a_span_from_the_same_distribution_is_ingested_without_retraining(stream, pool):
+    header, rows = pool
+    spec, paths, airflow, _ = stream
+    served = serving_snapshot(paths.serving_dir)
+    span = land(stream, "same", header, rows[2500:4000])
+    state, queued = airflow.check()
+    assert state == "success"
+    report = latest_report(paths, span)
+    assert report["decision"] == monitoring.NO_DRIFT, report["reason"]
+    assert report["drift"] and not report["drifted_features"]
+    assert len(queued) == 1 and queued[0]["train"] is False and queued[0]["span"] == span
+    summaries = list(paths.monitoring_dir.glob(f"span-{span:04d}-*.txt"))
+    assert summaries and "no feature drifted" in summaries[0].read_text()
+    states = airflow.train_task_states(queued[0])
+    assert states["CsvExampleGen"] == "success" and states["ExampleValidator"] == "success"
+    gated = ("span_window_resolver", "Transform", "Trainer", "ModelExporter", "Pusher")
+    assert {states[task] for task in gated} == {"skipped"}
+    assert span in ingested_spans(paths), "the accepted span is in MLMD for later windows"
+    assert serving_snapshot(paths.serving_dir) == served
+
+
+def test_a_shifted_numeric_feature_triggers_training_with_the_reason(stream, pool):
+    header, rows = pool
+    _, paths, airflow, _ = stream
+    shifted = [dict(row, fare=f"{float(row['fare'] or 0) * 3:.2f}") for row in rows[4000:5000]]
+    span = land(stream, "fare", header, shifted)
+    state, queued = airflow.check()
+    assert state == "success"
+    report = latest_report(paths, span)
+    assert report["decision"] == monitoring.RETRAIN and "fare" in report["drifted_features"]
+    assert len(queued) == 1 and "fare" in queued[0]["reason"] and queued[0]["span"] == span
+    assert queued[0]["train"] is True
+    # Only ingested here, to keep the suite short: the next test trains on a window that holds it.
+    assert airflow.train(dict(queued[0], train=False)) == "success"
+
+
+def test_a_changed_category_mix_triggers_training(stream, pool, triggered):
+    header, rows = pool
+    _, paths, airflow, _ = stream
+    mixed = [
+        dict(row, payment_type="Credit Card" if i % 10 < 8 else row["payment_type"])
+        for i, row in enumerate(rows[5000:6000])
+    ]
+    span = land(stream, "mix", header, mixed)
+    state, queued = airflow.check()
+    assert state == "success"
+    report = latest_report(paths, span)
+    assert "payment_type" in report["drifted_features"]
+    assert "fare" not in report["drifted_features"]
+    assert len(queued) == 1 and "payment_type" in queued[0]["reason"]
+    triggered["after_mix"] = queued[0]
+
+
+def test_the_triggered_run_trains_on_a_window_with_the_new_span(stream, triggered):
+    _, paths, airflow, _ = stream
+    assert airflow.train(triggered["after_mix"]) == "success"
+    trained = results.newest_model(results.open_store(paths.metadata_config()))
+    assert trained.spans == [2, 3, 4], "the rolling window is the newest 3 spans"
+
+
+def test_a_category_never_seen_in_training_is_accepted_with_a_warning(stream, pool):
+    header, rows = pool
+    spec, paths, _, _ = stream
+    served = serving_snapshot(paths.serving_dir)
+    novel = [dict(row, company="Blueprint Cabs") if i % 3 == 0 else row for i, row in enumerate(rows[:900])]
+    report = monitoring.check_span(spec, paths, land(stream, "novel", header, novel))
+    assert report.decision != monitoring.BAD_DATA and not report.schema_anomalies
+    # A third of the rows: the most frequent unseen value (rarer companies of span 1 are unseen too).
+    assert report.unseen_categories["company"][0] == "Blueprint Cabs"
+    warning = next(line for line in report.summary().splitlines() if "WARNING company" in line)
+    assert "never seen in training ('Blueprint Cabs'" in warning
+    production = results.production_model(results.open_store(paths.metadata_config()), pipeline_name(spec))
+    assert scoring.score_rows(spec, production, novel) > 0.8, "the served model still scores the rows"
+    assert serving_snapshot(paths.serving_dir) == served
+
+
+def test_bad_data_stops_monitoring_triggers_nothing_and_keeps_the_served_model(stream, pool):
+    header, rows = pool
+    _, paths, airflow, _ = stream
+    served = serving_snapshot(paths.serving_dir)
+    bad_header = [column for column in header if column != "big_tipper"]
+    bad_rows = [
+        {k: ("n/a" if k == "fare" else v) for k, v in row.items() if k != "big_tipper"} for row in rows[:500]
+    ]
+    span = land(stream, "bad", bad_header, bad_rows)
+    state, queued = airflow.check()
+    assert state == "failed"
+    report = latest_report(paths, span)
+    assert report["decision"] == monitoring.BAD_DATA
+    assert {"fare", "big_tipper"} <= set(report["schema_anomalies"])
+    assert queued == []
+    assert serving_snapshot(paths.serving_dir) == served
+    assert monitoring.span_to_check(stream[0], paths) == span, "a bad span is checked again, not skipped"
+
+
+def test_a_span_folder_without_files_is_bad_data(stream):
+    spec, paths, _, _ = stream
+    span = landing.newest_span(spec) + 1
+    landing.span_folder(spec, span).mkdir(parents=True)
+    with pytest.raises(monitoring.BadSpanError, match=f"span {span} .* holds no files"):
+        monitoring.check_span(spec, paths, span)
+    assert latest_report(paths, span)["decision"] == monitoring.BAD_DATA

@@ -1,0 +1,223 @@
+"""Real Airflow, not `DAG.test()`: the production profile on this machine's PostgreSQL (Airflow's
+database) and MariaDB (ML Metadata), a real scheduler (LocalExecutor) and webserver on 127.0.0.1.
+
+The training DAG is unpaused and triggered through the REST API with credentials, polled until it
+succeeds, and the pushed model is checked; anonymous requests are refused; a screenshot of the DAG's
+grid view, taken by headless Chromium after logging in, is kept in build/test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipelines.airflow.profile import AirflowServices, profile_environment
+from pipelines.paths import MYSQL_VARIABLE, RunPaths
+from pipelines.workflow import results
+from tests.helpers.data import ARTIFACTS
+from tests.helpers.pipeline_runs import versions, write_taxi_spec
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("airflow-live")]
+
+DAG_ID = "blueprint-taxi"
+ADMIN = "admin"
+CHROMIUM = "/usr/bin/chromium"
+RUN_TIMEOUT_SECONDS = 1500  # 13 tasks, each a process importing TensorFlow and TFX
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def databases():
+    """A PostgreSQL database for Airflow and a MariaDB database for MLMD, both dropped afterwards."""
+    import psycopg2
+    import pymysql
+
+    name = f"blueprint_live_{os.getpid()}"
+    postgres = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    postgres.autocommit = True
+    mariadb = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    with postgres.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    with mariadb.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield name
+    with postgres.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with mariadb.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+    postgres.close()
+    mariadb.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, taxi_slice, databases):
+    """Airflow started from the production profile, with one thin DAG file for a small taxi spec."""
+    root = tmp_path_factory.mktemp("live")
+    # The checks need a push, not device models: no TFLite or TF.js conversions.
+    spec_file = write_taxi_spec(
+        root / "config",
+        taxi_slice,
+        schedule={"training": None, "retries": 0},
+        deployment={"tflite": [], "tfjs": []},
+    )
+    dags = root / "dags"
+    dags.mkdir()
+    (dags / "taxi_live.py").write_text(
+        "from pipelines.airflow.dags import dags_for_spec\n\n"
+        f"globals().update(dags_for_spec({str(spec_file)!r}))\n"
+    )
+    outside = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}  # conftest's SQLite
+    base = dict(
+        outside,
+        PGUSER="postgres",
+        PGDATABASE=databases,
+        AIRFLOW_HOME=str(root / "airflow"),
+        AIRFLOW_PORT=str(free_port()),
+        BLUEPRINT_HOME=str(root / "home"),
+        AIRFLOW_WEBSERVER_WORKERS="1",  # the test is its only client
+        **{MYSQL_VARIABLE: f"127.0.0.1:3306/{databases}"},
+    )
+    env = profile_environment("production", base=base)
+    env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
+    services = AirflowServices(env)
+    password = secrets.token_urlsafe(16)
+    services.migrate()
+    services.ensure_admin(ADMIN, password)
+    services.start()
+    try:
+        services.wait_until_healthy()
+        yield services, (ADMIN, password), RunPaths.for_spec("taxi", root / "home"), env
+    finally:
+        services.stop()
+
+
+def api(live, method: str, path: str, **kwargs) -> requests.Response:
+    services, credentials, *_ = live
+    return requests.request(
+        method, f"{services.base_url}/api/v1{path}", auth=credentials, timeout=30, **kwargs
+    )
+
+
+def wait_for_dag(live, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = api(live, "GET", f"/dags/{DAG_ID}")
+        if answer.status_code == 200:
+            return answer.json()
+        errors = api(live, "GET", "/importErrors").json()["import_errors"]
+        assert not errors, f"the DAG file failed to import: {errors[0]['stack_trace'][-1500:]}"
+        time.sleep(3)
+    raise AssertionError(f"{DAG_ID} never reached Airflow's database in {timeout:.0f}s")
+
+
+def wait_for_run(live, run_id: str) -> dict:
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        run = api(live, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
+        if run["state"] in ("success", "failed"):
+            return run
+        time.sleep(5)
+    raise AssertionError(f"run {run_id} still {run['state']} after {RUN_TIMEOUT_SECONDS}s")
+
+
+def test_anonymous_requests_are_refused(live):
+    services = live[0]
+    anonymous = requests.get(f"{services.base_url}/api/v1/dags", timeout=30)
+    assert anonymous.status_code in (401, 403) and DAG_ID not in anonymous.text
+    wrong = requests.get(f"{services.base_url}/api/v1/dags", auth=(ADMIN, "not-the-password"), timeout=30)
+    assert wrong.status_code in (401, 403)
+    assert api(live, "GET", "/dags").status_code == 200, "the admin's credentials are accepted"
+    page = requests.get(f"{services.base_url}/home", timeout=30, allow_redirects=False)
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
+def test_airflow_listens_on_loopback_only(live):
+    listening = live[0].listening_addresses()
+    assert listening and {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}, listening
+
+
+def test_two_triggers_at_once_run_one_after_the_other_and_push_once(live):
+    _, _, paths, env = live
+    dag = wait_for_dag(live)
+    assert dag["is_paused"], "new DAGs start paused"
+    assert api(live, "PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
+    conf = {"epochs": 2, "reason": "REST API trigger from the live test"}
+    triggered = [api(live, "POST", f"/dags/{DAG_ID}/dagRuns", json={"conf": conf}) for _ in range(2)]
+    assert [answer.status_code for answer in triggered] == [200, 200], triggered[1].text
+    first_id, second_id = (answer.json()["dag_run_id"] for answer in triggered)
+    both_seen = seen_while_first_runs(live, first_id, second_id)
+    assert both_seen and set(both_seen) == {"queued"}, f"the second run was {set(both_seen)} meanwhile"
+    run = wait_for_run(live, first_id)
+    tasks = api(live, "GET", f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances").json()
+    states = {task["task_id"]: task["state"] for task in tasks["task_instances"]}
+    assert run["state"] == "success", states
+    assert set(states.values()) == {"success"}
+    assert run["conf"] == conf
+    assert len(versions(paths.serving_dir)) == 1
+    os.environ[MYSQL_VARIABLE] = env[MYSQL_VARIABLE]
+    try:
+        store = results.open_store(paths.metadata_config())
+    finally:
+        del os.environ[MYSQL_VARIABLE]
+    production = results.production_model(store, DAG_ID)
+    assert production is not None and production.version == versions(paths.serving_dir)[0]
+    history = next(Path(production.model_uri).parent.parent.glob("model_run/*/history.json"))
+    assert len(json.loads(history.read_text())["loss"]) == 2, "the conf's epochs reached the Trainer"
+    second = wait_for_run(live, second_id)
+    assert second["state"] == "success", "the second run, once it started, completed"
+    assert versions(paths.serving_dir) == [production.version], "nothing new to push: all cached"
+
+
+def seen_while_first_runs(live, first_id: str, second_id: str) -> list[str]:
+    """The second run's states sampled while the first is running (max_active_runs=1)."""
+    seen = []
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        first = api(live, "GET", f"/dags/{DAG_ID}/dagRuns/{first_id}").json()["state"]
+        second = api(live, "GET", f"/dags/{DAG_ID}/dagRuns/{second_id}").json()["state"]
+        if first in ("success", "failed"):
+            return seen
+        if first == "running":
+            seen.append(second)
+        time.sleep(5)
+    return seen
+
+
+def test_grid_view_screenshot(live):
+    from playwright.sync_api import sync_playwright
+
+    services, (user, password), *_ = live
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt-get"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "airflow-grid.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{services.base_url}/dags/{DAG_ID}/grid")
+        assert "/login" in page.url, "the grid view is behind the login"
+        page.fill("input#username", user)
+        page.fill("input#password", password)
+        page.click("input[type=submit]")
+        page.goto(f"{services.base_url}/dags/{DAG_ID}/grid")
+        page.wait_for_selector("text=Trainer", timeout=60_000)
+        page.screenshot(path=str(shot), full_page=True)
+        tasks_shown = [
+            name for name in ("CsvExampleGen", "Trainer", "Pusher") if page.locator(f"text={name}").count()
+        ]
+        successes = page.locator("text=Total success").count()
+        browser.close()
+    assert tasks_shown == ["CsvExampleGen", "Trainer", "Pusher"]
+    assert successes, "the grid's run summary shows the successful run"
+    assert shot.stat().st_size > 20_000

@@ -1,0 +1,257 @@
+"""Every deployment target, built by the pipeline and checked in its own runtime: TF Serving's SavedModel,
+TFLite (float32, dynamic-range, int8; builtin ops only), TF.js (Node and a real headless Chromium),
+pruning, the push manifest and rollback across every target."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow.lite.python import schema_py_generated as tflite_schema
+
+from components.atomic_pusher.executor import build_manifest, publish_atomically, stage_device_targets
+from components.core import models_config
+from components.core.artifacts import PREDICTIONS_KEY, RAW_SIGNATURE, read_targets
+from components.core.models_config import target_name
+from components.core.sources import read_table
+from components.core.spec import load_spec
+from components.modules.signatures import model_variables
+from components.scoring.examples import to_raw_inputs
+from components.scoring.runtimes import TfjsNodeRuntime, TFLiteRuntime
+from pipelines.ops import cli, page_server
+from pipelines.ops.cli import run_training
+from pipelines.paths import RunPaths
+from tests.helpers.data import ARTIFACTS
+from tests.helpers.pipeline_runs import write_taxi_spec
+
+pytestmark = pytest.mark.e2e
+
+ALL_TARGETS = {"serving", "tflite-float32", "tflite-dynamic", "tflite-int8", "tfjs-float32", "tfjs-uint8"}
+# Wide enough that weights, not the graph's structure (about 35 kB of ops and tensor records), make up
+# most of the TFLite file: that is when int8 weights can shrink the file to a third.
+WIDE_TRAINING = {"hidden_units": [512, 256], "epochs": 4, "steps_per_epoch": 40}
+TARGET_SPARSITY = 0.5
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory, taxi_slice):
+    path = write_taxi_spec(tmp_path_factory.mktemp("spec"), taxi_slice)
+    spec = load_spec(path)
+    training = spec.training.model_copy(update=WIDE_TRAINING)
+    deployment = spec.deployment.model_validate(
+        {
+            "tflite": ["float32", "dynamic", "int8"],
+            "tfjs": ["float32", "uint8"],
+            "pruning": {"target_sparsity": TARGET_SPARSITY, "epochs": 1},
+            "parity": {"tolerance": 0.01, "latency_calls": 20},
+        }
+    )
+    return spec.model_copy(update={"training": training, "deployment": deployment})
+
+
+@pytest.fixture(scope="module")
+def run(spec, home):
+    summary = run_training(spec, home)
+    assert summary.pushed_new, "the model was not pushed; nothing to check"
+    return summary
+
+
+@pytest.fixture(scope="module")
+def paths(spec, home) -> RunPaths:
+    return RunPaths.for_spec(spec.name, home)
+
+
+@pytest.fixture(scope="module")
+def version_dir(run, paths) -> Path:
+    return paths.serving_dir / run.pushed_version
+
+
+@pytest.fixture(scope="module")
+def manifest(version_dir) -> dict:
+    return json.loads((version_dir / "manifest.json").read_text())
+
+
+def by_name(manifest: dict) -> dict[str, dict]:
+    return {target_name(t): t for t in manifest["targets"]}
+
+
+@pytest.fixture(scope="module")
+def test_rows(run, taxi_slice, version_dir):
+    """Raw inputs of 200 real trips, and the SavedModel's predictions for them."""
+    signature = tf.saved_model.load(str(version_dir)).signatures[RAW_SIGNATURE]
+    dtypes = {name: s.dtype for name, s in signature.structured_input_signature[1].items()}
+    raw_spec = tft.TFTransformOutput(run.outputs["Transform"]["transform_graph"][0]).raw_feature_spec()
+    _, rows = read_table(taxi_slice)
+    inputs = to_raw_inputs(rows[-200:], dtypes, raw_spec)
+    expected = signature(**{k: tf.constant(v) for k, v in inputs.items()})[PREDICTIONS_KEY].numpy()
+    return rows[-200:], inputs, expected
+
+
+def test_every_target_is_pushed_in_one_version_with_its_manifest(run, manifest, version_dir, paths):
+    targets = by_name(manifest)
+    assert set(targets) == ALL_TARGETS
+    for name, target in targets.items():
+        assert target["pushed"] is True, (name, target["reason"])
+        path = version_dir / target["path"]
+        assert path.exists(), name
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        if name == "serving":  # the SavedModel: the version folder without the device targets
+            device = ("tflite", "tfjs", "manifest.json")
+            files = [p for p in files if p.relative_to(version_dir).parts[0] not in device]
+        assert target["size_bytes"] == sum(p.stat().st_size for p in files) > 0, name
+        assert target["latency_ms_p50"] > 0 and target["metric"] > 0.7, name
+    assert (version_dir / "saved_model.pb").is_file()
+    assert manifest["version"] == int(run.pushed_version)
+    assert manifest["source"]["pipeline_run_id"] == run.run_id
+    assert manifest["spans"] == [0] and manifest["metric"] == "auc" and manifest["test_rows"] > 100
+    current = models_config.read_current(paths.serving_dir.parent, paths.serving_dir.name)
+    assert current["version"] == int(run.pushed_version) and current["manifest"] == manifest
+    assert models_config.current_versions(paths.serving_dir.parent) == {"taxi": int(run.pushed_version)}
+
+
+def test_float_targets_reproduce_the_savedmodel(manifest):
+    targets = by_name(manifest)
+    for name in ("tflite-float32", "tfjs-float32"):
+        assert targets[name]["max_abs_diff"] <= 1e-4, name
+        assert targets[name]["metric"] == pytest.approx(targets["serving"]["metric"], abs=1e-4)
+
+
+def test_quantized_targets_stay_within_the_metric_tolerance(manifest):
+    targets = by_name(manifest)
+    reference = targets["serving"]["metric"]
+    for name in ("tflite-dynamic", "tflite-int8", "tfjs-uint8"):
+        assert targets[name]["metric"] >= reference - manifest["tolerance"], name
+        assert targets[name]["max_abs_diff"] > 0, name  # really quantized, not a float copy
+
+
+def test_int8_tflite_is_at_most_a_third_of_float(manifest, version_dir):
+    targets = by_name(manifest)
+    float_size = (version_dir / targets["tflite-float32"]["path"]).stat().st_size
+    int8_size = (version_dir / targets["tflite-int8"]["path"]).stat().st_size
+    assert int8_size * 3 <= float_size, (int8_size, float_size)
+    model = tflite_schema.ModelT.InitFromPackedBuf((version_dir / "tflite/int8.tflite").read_bytes(), 0)
+    kinds = {v: k for k, v in vars(tflite_schema.BuiltinOperator).items() if not k.startswith("_")}
+    graph = model.subgraphs[0]
+    dense = [
+        op
+        for op in graph.operators
+        if kinds[model.operatorCodes[op.opcodeIndex].builtinCode] == "FULLY_CONNECTED"
+    ]
+    assert dense and all(graph.tensors[op.inputs[1]].type == tflite_schema.TensorType.INT8 for op in dense)
+    assert all(graph.tensors[op.outputs[0]].type == tflite_schema.TensorType.INT8 for op in dense)
+
+
+def test_tflite_targets_need_only_builtin_ops(version_dir, test_rows):
+    _, inputs, expected = test_rows
+    for variant in ("float32", "dynamic", "int8"):
+        flatbuffer = (version_dir / "tflite" / f"{variant}.tflite").read_bytes()
+        model = tflite_schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+        custom = [code.customCode for code in model.operatorCodes if code.customCode]
+        assert custom == [], (variant, custom)  # no Flex (TensorFlow) or custom ops
+        # OpResolverType.BUILTIN: TFLite's own kernels, no Flex delegate.
+        predictions = TFLiteRuntime(version_dir / "tflite" / f"{variant}.tflite").predict(inputs)
+        if variant == "float32":
+            assert np.max(np.abs(predictions - expected)) <= 1e-4
+        else:  # quantized: close to TF's on average and in the same order (the metric is checked above)
+            assert np.mean(np.abs(predictions - expected)) <= 0.05, variant
+            assert np.corrcoef(predictions[:, 0], expected[:, 0])[0, 1] >= 0.95, variant
+
+
+def test_tfjs_in_node_reproduces_tf(version_dir, test_rows):
+    _, inputs, expected = test_rows
+    predictions, timings = TfjsNodeRuntime(version_dir / "tfjs" / "float32").run(inputs, latency_calls=3)
+    assert predictions.shape == expected.shape
+    assert np.max(np.abs(predictions - expected)) <= 1e-4
+    assert len(timings) == 3
+    quantized, _ = TfjsNodeRuntime(version_dir / "tfjs" / "uint8").run(inputs, latency_calls=0)
+    assert 0 < np.max(np.abs(quantized - expected)) <= 0.1
+
+
+def test_tfjs_page_in_chromium_predicts_what_tf_predicts(paths, run, test_rows):
+    playwright = pytest.importorskip("playwright.sync_api")
+    rows, inputs, expected = test_rows
+    server = page_server.start(paths.serving_dir.parent)
+    port = server.server_address[1]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with playwright.sync_playwright() as driver:
+            browser = driver.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            page = browser.new_page()
+            outside = []
+            page.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)
+            page.goto(f"http://127.0.0.1:{port}/index.html?model={paths.serving_dir.name}")
+            page.wait_for_selector("#predict", timeout=60_000)
+            assert page.locator("#status").get_attribute("data-version") == run.pushed_version
+            for index in (0, 1):
+                for name, values in inputs.items():
+                    value = values[index, 0]
+                    text = "" if (isinstance(value, float | np.floating) and np.isnan(value)) else str(value)
+                    page.fill(f"#{name}", text)
+                page.evaluate("document.getElementById('prediction').value = 'waiting'")
+                page.click("#predict")
+                page.wait_for_function(
+                    "document.getElementById('prediction').value !== 'waiting'", timeout=30_000
+                )
+                shown = float(page.evaluate("document.getElementById('prediction').value"))
+                assert shown == pytest.approx(float(expected[index, 0]), abs=1e-4), rows[index]
+            page.screenshot(path=str(ARTIFACTS / "tfjs-page.png"), full_page=True)
+            browser.close()
+    finally:
+        server.shutdown()
+    assert outside == []  # no network beyond the loopback server
+
+
+def test_pruning_reaches_the_target_sparsity(manifest, version_dir):
+    assert manifest["sparsity"]["target"] == TARGET_SPARSITY
+    assert manifest["sparsity"]["reached"] == pytest.approx(TARGET_SPARSITY, abs=0.02)
+    kernels = [
+        v.numpy()
+        for v in model_variables(tf.saved_model.load(str(version_dir)))
+        if v.name.endswith("kernel:0") and "dense" in v.name
+    ]
+    assert kernels and all(np.mean(k == 0) == pytest.approx(TARGET_SPARSITY, abs=0.02) for k in kernels)
+
+
+def test_rollback_returns_the_previous_version_for_every_target(run, paths, tmp_path, taxi_slice):
+    """A second push (the same model, as a later run would push), then `pipelines rollback`."""
+    home = tmp_path / "home"
+    serving_root = home / "serving"
+    shutil.copytree(paths.serving_dir.parent, serving_root)
+    first = int(run.pushed_version)
+    device_uri = run.outputs["ModelExporter"]["device_models"][0]
+    targets = read_targets(device_uri)
+
+    def complete(staging: str, version: str) -> None:
+        manifest = build_manifest("taxi", version, targets, {"pipeline_run_id": "second"})
+        stage_device_targets(device_uri, manifest, staging)
+        Path(staging, "manifest.json").write_text(json.dumps(manifest))
+
+    model_dir = run.outputs["Trainer"]["model"][0] + "/Format-Serving"
+    second, _ = publish_atomically(model_dir, str(serving_root / "taxi"), complete=complete)
+    models_config.make_current(serving_root, "taxi", int(second))
+    assert models_config.read_current(serving_root, "taxi")["version"] == int(second)
+
+    spec_path = write_taxi_spec(tmp_path / "spec", taxi_slice)
+    assert cli.main(["rollback", "--config", str(spec_path), "--home", str(home)]) == 0
+
+    assert models_config.current_versions(serving_root) == {"taxi": first}
+    current = models_config.read_current(serving_root, "taxi")
+    assert current["version"] == first and current["reason"] == f"rollback from {second}"
+    assert current["manifest"]["version"] == first
+    assert current["history"][-1] == {**current["history"][-1], "version": first, "was": int(second)}
+    for target in current["manifest"]["targets"]:
+        assert (serving_root / "taxi" / str(first) / target["path"]).exists(), target
+    assert (serving_root / "taxi" / second / "tflite" / "int8.tflite").is_file()  # nothing deleted

@@ -1,0 +1,133 @@
+"""Helpers for tests that run the real pipeline: specs on temporary data, serving-folder snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from components.core.sources import write_table
+from tests.helpers.data import REPO_ROOT, TAXI_SPEC
+
+COMPONENT_NODES = (
+    "CsvExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "Transform",
+    "Trainer",
+    "Evaluator",
+    "DumbBaselineGate",
+    "ModelExporter",
+    "Report",
+    "Pusher",
+)
+SMALL_TRAINING = {
+    "epochs": 6,
+    "steps_per_epoch": 40,
+    "batch_size": 64,
+    "hidden_units": [32, 16],
+    "dropout": 0.0,
+    "learning_rate": 0.003,
+    "early_stopping_patience": 3,
+}
+
+
+# One device target keeps the ModelExporter in every pipeline test; tests/e2e/test_deployment.py builds all.
+SMALL_DEPLOYMENT = {"tflite": ["float32"], "tfjs": []}
+
+
+def write_taxi_spec(folder: Path, source: Path, threshold: float = 0.7, **changes) -> Path:
+    """The taxi spec on `source` with a small training budget and one device target."""
+    spec = yaml.safe_load(TAXI_SPEC.read_text())
+    spec["data"]["source"] = str(source)
+    spec["training"] = dict(SMALL_TRAINING)
+    spec["deployment"] = dict(SMALL_DEPLOYMENT)
+    spec["metric"] = {"name": "auc", "threshold": threshold}
+    # Tuning and slices cost minutes; tests/e2e/test_workflow.py runs them, the other pipeline tests need not.
+    spec.pop("tuning", None)
+    spec["evaluation"] = {"baseline_margin": 0.05}
+    spec.update(changes)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def serving_snapshot(serving_dir: Path) -> dict[str, str]:
+    """Every file under the serving folder with a hash of its bytes (to prove nothing changed)."""
+    if not serving_dir.exists():
+        return {}
+    return {
+        str(path.relative_to(serving_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(serving_dir.rglob("*"))
+        if path.is_file()
+    }
+
+
+def versions(serving_dir: Path) -> list[str]:
+    """The versions TF Serving can see: numbered folders (not current.json, not `.incoming-*`)."""
+    if not serving_dir.exists():
+        return []
+    return sorted(p.name for p in serving_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def output_uri(paths, spec, node: str, key: str) -> Path:
+    """Where the latest run's `node` wrote its output `key`."""
+    from pipelines.workflow import results, training
+
+    summary = results.latest_run(paths.metadata_path, training.pipeline_name(spec))
+    assert summary is not None and node in summary.outputs, (node, summary and summary.states)
+    return Path(summary.outputs[node][key][0])
+
+
+def cli_run(spec_path: Path, home: Path, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """`python -m pipelines run` as a user types it, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "--config", str(spec_path), "--home", str(home)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# A free-text column the spec does not name: the run must ignore it, with a recorded warning.
+EXTRA_COLUMN = "driver_notes"
+SERVED_ROWS = 2500
+
+
+@dataclass(frozen=True)
+class ServedRun:
+    """The first run of a home, kept as it was: later tests may run again in that home."""
+
+    spec_path: Path
+    source: Path
+    spec: object  # components.core.spec.ProblemSpec
+    paths: object  # pipelines.paths.RunPaths
+    summary: object  # pipelines.workflow.results.RunSummary of the first run
+    stdout: str
+    versions: list[str]
+    gate_predictions: Path  # the gate's saved test predictions of the first run
+
+
+def serve_taxi(folder: Path, header: list[str], rows: list[dict[str, str]]) -> ServedRun:
+    """`pipelines run` (the CLI) on real taxi trips with an extra column, into a fresh home."""
+    from components.core.spec import load_spec
+    from pipelines.paths import RunPaths, pipeline_name
+    from pipelines.workflow import results
+
+    noted = [dict(row, **{EXTRA_COLUMN: f"trip {i}, all fine"}) for i, row in enumerate(rows)]
+    source = write_table(folder / "data.csv", [*header, EXTRA_COLUMN], noted)
+    spec_path = write_taxi_spec(folder, source)
+    spec = load_spec(spec_path)
+    paths = RunPaths.for_spec(spec.name, folder / "home")
+    done = cli_run(spec_path, paths.home)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = results.latest_run(paths.metadata_path, pipeline_name(spec))
+    gate = Path(summary.outputs["DumbBaselineGate"]["test_predictions"][0])
+    return ServedRun(spec_path, source, spec, paths, summary, done.stdout, versions(paths.serving_dir), gate)
