@@ -91,7 +91,10 @@ class AirflowServices:
         self._airflow("db", "migrate")
 
     def ensure_admin(self, username: str, password: str) -> None:
-        """An Admin user with this password (created, or its password reset); never a public role."""
+        """An Admin user with this password (created, or its password reset); never a public role.
+
+        `--password=VALUE` in one argument: a generated password may start with `-` (token_urlsafe), which
+        argparse would otherwise take for an option."""
         done = subprocess.run(
             airflow_command("users", "list", "--output", "plain"),
             env=self.env,
@@ -99,10 +102,11 @@ class AirflowServices:
             text=True,
         )
         if username in done.stdout.split():
-            self._airflow("users", "reset-password", "--username", username, "--password", password)
-            return
+            # Not `users reset-password`: it fails in Airflow 2.11.2 ("The sqlalchemy extension was not
+            # registered", apache/airflow#63830). Deleted and created again, the user gets the password.
+            self._airflow("users", "delete", "--username", username)
         self._airflow(
-            "users", "create", "--role", "Admin", "--username", username, "--password", password,
+            "users", "create", "--role", "Admin", "--username", username, f"--password={password}",
             "--firstname", "Blueprint", "--lastname", "Admin", "--email", f"{username}@localhost",
         )  # fmt: skip
 

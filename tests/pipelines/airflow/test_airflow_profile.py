@@ -72,6 +72,9 @@ def test_local_airflow_listens_on_loopback_only_and_requires_login(tmp_path):
     services.migrate()
     password_file = services.home / ADMIN_PASSWORD_FILE
     services.ensure_admin("admin", admin_password(password_file))
+    # One generated password in 64 starts with "-": created, then reset, it must still log in.
+    services.ensure_admin("dashed", "-created-with-a-dash")
+    services.ensure_admin("dashed", "-reset-with-a-dash")
     services.start()
     try:
         services.wait_until_healthy()
@@ -80,12 +83,16 @@ def test_local_airflow_listens_on_loopback_only_and_requires_login(tmp_path):
         admin = requests.get(
             f"{services.base_url}/api/v1/dags", auth=("admin", password_file.read_text()), timeout=30
         )
+        dashed = requests.get(
+            f"{services.base_url}/api/v1/dags", auth=("dashed", "-reset-with-a-dash"), timeout=30
+        )
     finally:
         services.stop()
     assert listening, "the webserver listens somewhere"
     assert {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}, f"listening beyond loopback: {listening}"
     assert anonymous.status_code in (401, 403)
     assert admin.status_code == 200
+    assert dashed.status_code == 200, "a password starting with '-' works"
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     assert admin_password(password_file) == password_file.read_text(), "made once, then kept"
 
