@@ -1,71 +1,46 @@
-"""CheckedCsvExampleGen executor: reads every input file as strict CSV before TFX's CSV executor runs.
+"""CheckedCsvExampleGen executor: checks every input file as strict CSV, then reads it into tf.Examples.
 
-TFX's CSV reader fails deep inside a Beam job on a malformed row, a stray quote or bytes that are
-not UTF-8 ("Invalid CSV line: [...]"), and turns a header-only file into zero examples that break
-StatisticsGen later. This executor finds those problems first and names the file, the line and what
-to do. It checks the file's structure only; the data's content is TFDV's job (StatisticsGen,
-SchemaGen, ExampleValidator).
+TFX's CSV reader splits the header line on `,` itself, keeps a byte-order mark in the first name, splits
+lines on `\\n` only, reads no gzip and takes `NA` for text: a table saved by a spreadsheet or by R fails
+deep inside a Beam job, or trains on something else. This executor reads each file through
+`components.core.tables` (Python's csv module: `,` `;` tab or `|`, LF / CRLF / CR, quoted names, gzip,
+missing-value tokens) and hands the cells to TFX's own type inference and tf.Example encoding (tfx_bsl's
+ColumnTypeInferrer, TFX's CSV-to-Example DoFn), so the examples are typed exactly as TFX types them.
+
+Before the Beam job it checks each file's structure and names the file, the line and what to do: a row
+with the wrong number of cells, a stray quote, bytes that are not UTF-8, a header-only file. The data's
+content is TFDV's job (StatisticsGen, SchemaGen, ExampleValidator).
 """
 
 from __future__ import annotations
 
-import csv
+import json
 import os
 from typing import Any
 
+import apache_beam as beam
 from absl import logging
+from google.protobuf import json_format, struct_pb2
 from tfx import types
-from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-
-class BadCsvError(ValueError):
-    """An input file that is not a well-formed CSV table; the message names the file and line."""
-
-
-def check_csv_file(path: str) -> int:
-    """The number of data rows in `path`; raises BadCsvError naming the first structural problem."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle, strict=True)
-            header = next(reader, None)
-            if not header or not any(name.strip() for name in header):
-                raise BadCsvError(f"'{path}' is empty; a CSV needs a header row and data rows")
-            rows = 0
-            for row in reader:
-                if not row:
-                    continue  # a blank line, skipped as TFX's reader skips it
-                if len(row) != len(header):
-                    raise BadCsvError(
-                        f"'{path}' line {reader.line_num}: {len(row)} fields where the header has "
-                        f"{len(header)}; fix or remove that row (a comma inside a value needs quotes)"
-                    )
-                rows += 1
-    except csv.Error as error:
-        raise BadCsvError(
-            f"'{path}' line {reader.line_num}: not valid CSV ({error}); check the quotes on that row"
-        ) from None
-    except UnicodeDecodeError:
-        raise BadCsvError(
-            f"'{path}' line {_first_line_not_utf8(path)}: bytes that are not UTF-8 text; "
-            "save the file as UTF-8"
-        ) from None
-    if rows == 0:
-        raise BadCsvError(f"'{path}' has a header but no data rows; land a file with rows")
-    return rows
+from components.checked_csv_example_gen.reader import BadCsvError, CsvToExamples, check_csv_file
+from components.core.tables import CsvFormat
 
 
-def _first_line_not_utf8(path: str) -> int:
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 0
+def csv_format_of(exec_properties: dict[str, Any]) -> CsvFormat:
+    """The CsvFormat the component packed into its `custom_config` (defaults when there is none)."""
+    config = example_gen_pb2.CustomConfig()
+    proto_utils.json_to_proto(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}", config)
+    if not config.HasField("custom_config"):
+        return CsvFormat()
+    values = struct_pb2.Struct()
+    config.custom_config.Unpack(values)
+    return CsvFormat.from_config(json_format.MessageToDict(values))
 
 
 def input_files(input_base: str, input_config: example_gen_pb2.Input) -> list[str]:
@@ -77,7 +52,25 @@ def input_files(input_base: str, input_config: example_gen_pb2.Input) -> list[st
     return files
 
 
-class Executor(csv_executor.Executor):
+class _CsvToExample(beam.PTransform):
+    """TFX's ExampleGen interface (exec properties and one split's pattern) to CsvToExamples."""
+
+    def __init__(self, exec_properties: dict[str, Any], split_pattern: str):
+        super().__init__()
+        self._pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+        self._format = csv_format_of(exec_properties)
+
+    def expand(self, pipeline: beam.Pipeline) -> beam.PCollection:
+        files = sorted(path for path in fileio.glob(self._pattern) if not fileio.isdir(path))
+        if not files:
+            raise BadCsvError(f"no file matches '{self._pattern}'; land the data first")
+        return pipeline | CsvToExamples(files, self._format)
+
+
+class Executor(BaseExampleGenExecutor):
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        return _CsvToExample
+
     def Do(
         self,
         input_dict: dict[str, list[types.Artifact]],
@@ -92,6 +85,20 @@ class Executor(csv_executor.Executor):
                 f"no file under '{exec_properties[standard_component_specs.INPUT_BASE_KEY]}' matches "
                 f"{[split.pattern for split in input_config.splits]}; land the data first"
             )
-        rows = sum(check_csv_file(path) for path in files)
-        logging.info("Checked %d CSV file(s): %d data rows", len(files), rows)
+        table_format = csv_format_of(exec_properties)
+        checked = {path: check_csv_file(path, table_format) for path in files}
+        first_header = checked[files[0]][0]
+        for path, (header, _) in checked.items():
+            if header != first_header:
+                raise BadCsvError(
+                    f"'{path}' has the columns {header}, '{files[0]}' has {first_header}; "
+                    "every file of a split needs the same header"
+                )
+        rows = sum(count for _, count in checked.values())
+        logging.info(
+            "Checked %d CSV file(s): %d data rows (%s)",
+            len(files),
+            rows,
+            json.dumps(table_format.to_config()),
+        )
         super().Do(input_dict, output_dict, exec_properties)

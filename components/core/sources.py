@@ -1,4 +1,4 @@
-"""Where a spec's data lives: paths, globs and files shipped inside installed packages."""
+"""Where a spec's data lives: paths, globs and files shipped inside installed packages; their headers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from components.core import tables
+from components.core.tables import DEFAULT_FORMAT, CsvFormat
 
 PACKAGE_SCHEME = "pkg://"
 _GLOB_CHARS = set("*?[")
@@ -53,23 +56,22 @@ def matching_files(pattern: str) -> list[str]:
     return files
 
 
-def read_header(pattern: str) -> list[str]:
+def read_header(pattern: str, table_format: CsvFormat = DEFAULT_FORMAT) -> list[str]:
     """The CSV header shared by every file the pattern matches."""
     files = matching_files(pattern)
-    header = _header_of(files[0])
+    header = _header_of(files[0], table_format)
     for other in files[1:]:
-        if _header_of(other) != header:
+        if _header_of(other, table_format) != header:
             raise SourceError(f"'{other}' has other columns than '{files[0]}'; all files need one header")
     return header
 
 
-def _header_of(path: str) -> list[str]:
+def _header_of(path: str, table_format: CsvFormat) -> list[str]:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), None)
-    except UnicodeDecodeError:
-        raise SourceError(f"'{path}' is not UTF-8 text; save the CSV as UTF-8") from None
-    if not header or not any(name.strip() for name in header):
+        header = tables.read_header(path, table_format.delimiter_of(path))
+    except tables.TableError as error:
+        raise SourceError(str(error)) from None
+    if not header or not any(header):
         raise SourceError(f"'{path}' is empty; a CSV needs a header row and data rows")
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.core import sources
+from components.core.tables import DEFAULT_MISSING_VALUES, CsvFormat
 
 
 class SpecError(ValueError):
@@ -65,6 +66,13 @@ class DataSpec(_Strict):
     )
     format: Literal["csv"] = "csv"
     window_spans: PositiveInt = Field(4, description="train on the newest N spans (spanned sources)")
+    delimiter: Literal[",", ";", "\t", "|"] | None = Field(
+        None, description="what separates the cells; detected from each file's first lines when omitted"
+    )
+    missing_values: tuple[str, ...] = Field(
+        DEFAULT_MISSING_VALUES,
+        description="cells that mean 'missing' (compared with surrounding spaces dropped); [] for none",
+    )
 
     @field_validator("source")
     @classmethod
@@ -81,6 +89,10 @@ class DataSpec(_Strict):
     def source_glob(self) -> str:
         """The source as a glob matching every span's files."""
         return self.source.replace(SPAN_TOKEN, "*")
+
+    @property
+    def csv_format(self) -> CsvFormat:
+        return CsvFormat(self.delimiter, self.missing_values)
 
 
 class ScheduleSpec(_Strict):
@@ -432,7 +444,7 @@ def check_against_data(spec: ProblemSpec, path: Path) -> None:
     if spec.data.spanned and not sources.glob_files(spec.data.source_glob):
         return  # nothing has landed yet; each span is checked by the monitoring DAG when it lands
     try:
-        columns = sources.read_header(spec.data.source_glob)
+        columns = sources.read_header(spec.data.source_glob, spec.data.csv_format)
     except sources.SourceError as error:
         raise SpecError(f"{path}: field 'data.source': {error}") from None
     known = set(columns)

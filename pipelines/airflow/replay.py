@@ -10,7 +10,6 @@ the decision, and the production model's metric on the span before and after, as
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -171,8 +170,7 @@ def _replay_span(
 
     started = time.monotonic()
     span = landing.land_span(spec, [quarter])
-    with open(quarter, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    _, rows = read_table(quarter)
     store = results.open_store(paths.metadata_config())
     before = results.production_model(store, pipeline_name(spec))
     entry = {

@@ -108,11 +108,17 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
     print(f"  metadata: {paths.metadata_path}")
 
 
-def _warn_about_unused_columns(spec: ProblemSpec) -> None:
-    from components.core import sources
+def _describe_data(spec: ProblemSpec) -> None:
+    """Says how the data is read (the delimiter, detected or named) and warns about unused columns."""
+    from components.core import sources, tables
 
     files = sources.glob_files(spec.data.source_glob)
-    unused = spec.unused_columns(sources.read_header(spec.data.source_glob)) if files else []
+    if not files:
+        return
+    delimiter = spec.data.csv_format.delimiter_of(files[-1])
+    how = "from the spec" if spec.data.delimiter else "detected"
+    print(f"  data:     {len(files)} file(s), {tables.describe_delimiter(delimiter)} ({how})")
+    unused = spec.unused_columns(sources.read_header(spec.data.source_glob, spec.data.csv_format))
     if unused:
         print(
             f"warning: column(s) {', '.join(unused)} are in the data but neither features, label nor "
@@ -126,7 +132,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(
         f"Blueprint: training '{spec.name}' ({spec.task.value}, label {spec.label}) from {spec.data.source}"
     )
-    _warn_about_unused_columns(spec)
+    _describe_data(spec)
     try:
         summary = run_training(spec, args.home, enable_cache=not args.no_cache, verbose=args.verbose)
     except RunFailed as failure:

@@ -18,6 +18,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_p
 from tfx.utils import io_utils
 
 from components.core.spec import FeatureKind, ProblemSpec
+from components.core.tables import CsvFormat
 from pipelines.paths import RunPaths
 from pipelines.settings import DEFAULT_BEAM_ARGS
 from pipelines.workflow import landing, results
@@ -168,15 +169,44 @@ def unseen_categories(
     return found
 
 
-def csv_statistics(pattern: str, schema: schema_pb2.Schema) -> statistics_pb2.DatasetFeatureStatisticsList:
-    """TFDV statistics of the CSV files `pattern` matches, column types inferred as ExampleGen does."""
-    from apache_beam.options.pipeline_options import PipelineOptions
+def malformed_files(files: list[str], table_format: CsvFormat) -> list[str]:
+    """What ExampleGen's strict check would refuse in each file (the file, the line, what to do)."""
+    from components.checked_csv_example_gen.reader import BadCsvError, check_csv_file
 
-    return tfdv.generate_statistics_from_csv(
-        data_location=pattern,
-        stats_options=tfdv.StatsOptions(schema=schema),
-        pipeline_options=PipelineOptions(list(DEFAULT_BEAM_ARGS)),
-    )
+    problems = []
+    for path in files:
+        try:
+            check_csv_file(path, table_format)
+        except BadCsvError as error:
+            problems.append(str(error))
+    return problems
+
+
+def csv_statistics(
+    files: list[str], table_format: CsvFormat, schema: schema_pb2.Schema
+) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """TFDV statistics of CSV files, read and typed as ExampleGen reads and types them."""
+    import tempfile
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tfx_bsl.public import tfxio
+
+    from components.checked_csv_example_gen.reader import CsvToExamples
+
+    records = tfxio.TFExampleBeamRecord(physical_format="inmem", telemetry_descriptors=["blueprint", "drift"])
+    with tempfile.TemporaryDirectory() as folder:
+        output = str(Path(folder) / "statistics.pb")
+        with beam.Pipeline(options=PipelineOptions(list(DEFAULT_BEAM_ARGS))) as pipeline:
+            _ = (
+                pipeline
+                | "ReadCsv" >> CsvToExamples(files, table_format)
+                | "Serialize" >> beam.Map(lambda example: example.SerializeToString(deterministic=True))
+                | "ToRecordBatches" >> records.BeamSource()
+                | "GenerateStatistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions(schema=schema))
+                | "WriteStatistics" >> tfdv.WriteStatisticsToBinaryFile(output)
+            )
+        return tfdv.load_stats_binary(output)
 
 
 def reference_statistics(
@@ -253,7 +283,12 @@ def check_span(spec: ProblemSpec, paths: RunPaths, span: int) -> DriftReport:
     schema = monitoring_schema(
         io_utils.SchemaReader().read(str(Path(production.schema_uri) / "schema.pbtxt")), spec
     )
-    stats = csv_statistics(landing.span_files_pattern(spec, span), schema)
+    file_problems = malformed_files(files, spec.data.csv_format)
+    if file_problems:
+        report.decision, report.reason = BAD_DATA, "; ".join(file_problems)
+        report.schema_anomalies["(file)"] = report.reason
+        return _finish(report, paths)
+    stats = csv_statistics(files, spec.data.csv_format, schema)
     report.rows = int(stats.datasets[0].num_examples)
     report.schema_anomalies = schema_problems(tfdv.validate_statistics(stats, _without_comparators(schema)))
     if report.schema_anomalies:

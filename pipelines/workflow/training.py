@@ -107,6 +107,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
                 splits=[example_gen_pb2.SplitConfig.Split(name=s, hash_buckets=buckets[s]) for s in SPLITS]
             )
         ),
+        csv_format=spec.data.csv_format,
     ).with_id("CsvExampleGen")
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = CuratedSchemaGen(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.checked_csv_example_gen.executor import BadCsvError, check_csv_file
+from components.checked_csv_example_gen.reader import BadCsvError, check_csv_file
 
 
 def write(tmp_path, content: bytes):
@@ -19,7 +19,7 @@ def write(tmp_path, content: bytes):
 
 def test_rows_are_counted_blank_lines_skipped_and_quoted_commas_kept(tmp_path):
     path = write(tmp_path, b'fare,company\n1.5,"Cab, Inc."\n\n2.0,"Multi\nline"\n3.0,\n')
-    assert check_csv_file(path) == 3
+    assert check_csv_file(path) == (["fare", "company"], 3)
 
 
 def test_an_unclosed_quote_is_named_with_its_line(tmp_path):

@@ -15,13 +15,20 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.core import models_config
-from components.core.artifacts import PREDICTIONS_KEY, RAW_SIGNATURE, SERVING_SIGNATURE
+from components.core.artifacts import (
+    BASELINE_BLESSING_KEY,
+    PREDICTIONS_KEY,
+    RAW_SIGNATURE,
+    SERVING_SIGNATURE,
+    read_power,
+)
 from components.core.sources import read_table, write_table
 from components.core.spec import load_spec
 from components.scoring.examples import to_raw_inputs, to_tf_example
 from pipelines.ops.cli import RunFailed, run_training
 from pipelines.paths import RunPaths
 from pipelines.workflow import results, training
+from tests.helpers.data import SAVED_AS, save_as
 from tests.helpers.pipeline_runs import (
     COMPONENT_NODES,
     SMALL_TRAINING,
@@ -236,3 +243,24 @@ def test_a_truncated_training_budget_is_never_pushed(first_run, served_taxi, hom
         summary.validation_failures
     )
     assert serving_snapshot(paths.serving_dir) == before
+
+
+def test_a_spreadsheets_export_of_the_served_rows_trains_the_same_model(served_taxi, tmp_path):
+    """The served run's rows saved as a European spreadsheet exports them, zipped: a byte-order mark, `;`,
+    CRLF, every name and cell quoted, NA for empty cells, gzip. The run reads the plain file's examples,
+    so it pushes a model whose test AUC is the served run's (the bar is 0.01). Before, such a file failed
+    the spec check ("column 'big_tipper' is not in the data"), and CRLF alone crashed the gate."""
+    header, rows = read_table(served_taxi.source)
+    export = save_as(tmp_path / "export.csv.gz", header, rows, SAVED_AS["spreadsheet"])
+    spec_path = write_taxi_spec(tmp_path, export)
+    done = cli_run(spec_path, tmp_path / "home")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 file(s), semicolon-separated (detected)" in done.stdout, done.stdout
+    paths = RunPaths.for_spec(served_taxi.spec.name, tmp_path / "home")
+    summary = results.latest_run(paths.metadata_path, training.pipeline_name(served_taxi.spec))
+    assert summary.pushed and summary.blessed, summary
+    auc = read_power(summary.outputs["DumbBaselineGate"][BASELINE_BLESSING_KEY][0])["model_metric"]
+    served = read_power(served_taxi.summary.outputs["DumbBaselineGate"][BASELINE_BLESSING_KEY][0])[
+        "model_metric"
+    ]
+    assert abs(auc - served) <= 0.01, (auc, served)
