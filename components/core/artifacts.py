@@ -84,6 +84,25 @@ REPORT_FILE = "report.html"  # StakeholderReport
 REPORT_DATA_FILE = "report.json"  # StakeholderReport
 
 
+SCHEMA_FILE = "schema.pbtxt"  # Schema (TFX's own name)
+# A column CuratedSchemaGen found to be a row identifier: deprecated in the schema, with this annotation tag
+# and the reason as its comment.
+IDENTIFIER_TAG = "identifier"
+
+
+def read_identifiers(schema_uri: str) -> dict[str, str]:
+    """The columns the curated schema leaves out as row identifiers, each with the reason."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.utils import io_utils
+
+    schema = io_utils.parse_pbtxt_file(str(Path(schema_uri, SCHEMA_FILE)), schema_pb2.Schema())
+    return {
+        feature.name: " ".join(feature.annotation.comment)
+        for feature in schema.feature
+        if IDENTIFIER_TAG in feature.annotation.tag
+    }
+
+
 def read_test_predictions(uri: str) -> dict[str, np.ndarray]:
     with np.load(Path(uri, TEST_PREDICTIONS_FILE), allow_pickle=False) as saved:
         return {name: saved[name] for name in saved.files}

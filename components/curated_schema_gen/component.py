@@ -21,6 +21,10 @@ class CuratedSchemaGenSpec(ComponentSpec):
     }
     INPUTS = {
         standard_component_specs.STATISTICS_KEY: ChannelParameter(type=standard_artifacts.ExampleStatistics),
+        # Training rows, sampled to find identifier columns (TFDV counts distinct values of text only).
+        standard_component_specs.EXAMPLES_KEY: ChannelParameter(
+            type=standard_artifacts.Examples, optional=True
+        ),
     }
     OUTPUTS = {
         standard_component_specs.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema),
@@ -33,7 +37,9 @@ class CuratedSchemaGen(base_component.BaseComponent):
     The curation turns the spec into checks ExampleValidator can enforce: the label must be present
     in every row with the type its task needs, numeric features must hold numbers, features may be
     missing (Transform imputes them), categories outside the training vocabulary are allowed (they go
-    to OOV buckets), and columns the spec does not use are marked deprecated so nothing reads them.
+    to OOV buckets), and columns the spec does not use are marked deprecated so nothing reads them. When
+    the spec leaves the features to Blueprint, row identifiers (unique text, integers numbering rows) are
+    left out too, annotated with the reason (`components.core.artifacts.read_identifiers`).
     """
 
     SPEC_CLASS = CuratedSchemaGenSpec
@@ -43,11 +49,13 @@ class CuratedSchemaGen(base_component.BaseComponent):
         self,
         statistics: types.BaseChannel,
         problem_spec: dict[str, Any],
+        examples: types.BaseChannel | None = None,
         exclude_splits: list[str] | None = None,
         code_version: str = "",
     ):
         spec = CuratedSchemaGenSpec(
             statistics=statistics,
+            examples=examples,
             problem_spec=json.dumps(problem_spec, sort_keys=True),
             exclude_splits=json.dumps(exclude_splits or []),
             code_version=code_version,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from absl import logging
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
@@ -16,8 +18,9 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
-from components.core.artifacts import problem_spec
+from components.core.artifacts import IDENTIFIER_TAG, problem_spec
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
+from components.scoring.parity import TRAIN_SPLIT, read_serialized, split_records
 
 _NUMBER_TYPES = (schema_pb2.INT, schema_pb2.FLOAT)
 
@@ -45,12 +48,69 @@ def check_labels_vary(stats: statistics_pb2.DatasetFeatureStatisticsList, spec: 
             )
 
 
-def curate_schema(schema: schema_pb2.Schema, spec: ProblemSpec) -> schema_pb2.Schema:
-    """Returns a copy of an inferred schema with the spec's rules applied."""
+IDENTIFIER_MIN_ROWS = 20  # fewer non-missing values than this prove nothing about uniqueness
+IDENTIFIER_TEXT_SHARE = 0.95  # distinct share of a text column that makes it an identifier
+IDENTIFIER_SAMPLE_ROWS = 20_000  # training rows read to count distinct values
+
+
+def identifier_columns(
+    schema: schema_pb2.Schema, spec: ProblemSpec, examples: Iterable[tf.train.Example]
+) -> dict[str, str]:
+    """The columns that name rows rather than describe them, each with the reason; only among the
+    features the spec lets Blueprint choose (`features` omitted): naming a column in `features` keeps it.
+
+    Text: at least IDENTIFIER_TEXT_SHARE of its values distinct (a name, an order number, a UUID).
+    Integer: every value distinct and the values packed like row numbers (their range at most twice their
+    count), so counts, timestamps or amounts that happen to be unique stay features.
+    """
+    if spec.features is not None:
+        return {}
+    types_of = {feature.name: feature.type for feature in schema.feature}
+    candidates = {
+        name
+        for name in spec.feature_columns(list(types_of))
+        if types_of[name] in (schema_pb2.BYTES, schema_pb2.INT)
+    }
+    values: dict[str, list] = {name: [] for name in candidates}
+    for example in examples:
+        for name in candidates:
+            feature = example.features.feature.get(name)
+            found = feature and (feature.bytes_list.value or feature.int64_list.value)
+            if found:
+                values[name].append(found[0])
+    found = {}
+    for name in sorted(candidates):
+        seen = values[name]
+        if len(seen) < IDENTIFIER_MIN_ROWS:
+            continue
+        share = len(set(seen)) / len(seen)
+        if types_of[name] == schema_pb2.BYTES and share >= IDENTIFIER_TEXT_SHARE:
+            found[name] = (
+                f"{share:.0%} of its {len(seen)} sampled training values are distinct: it names rows "
+                "rather than describing them"
+            )
+        elif types_of[name] == schema_pb2.INT and share == 1.0 and max(seen) - min(seen) < 2 * len(seen):
+            found[name] = (
+                f"its {len(seen)} sampled training values are distinct integers packed like row numbers "
+                f"({min(seen)}..{max(seen)})"
+            )
+    return found
+
+
+def curate_schema(
+    schema: schema_pb2.Schema, spec: ProblemSpec, identifiers: dict[str, str] | None = None
+) -> schema_pb2.Schema:
+    """Returns a copy of an inferred schema with the spec's rules applied; `identifiers` (column ->
+    reason) are left out of the features, deprecated and annotated with the reason."""
     curated = schema_pb2.Schema()
     curated.CopyFrom(schema)
     by_name = {feature.name: feature for feature in curated.feature}
-    used = spec.feature_columns(list(by_name))
+    identifiers = identifiers or {}
+    chosen = spec.feature_columns(list(by_name))
+    used = {name: kind for name, kind in chosen.items() if name not in identifiers}
+    for name, reason in identifiers.items():
+        by_name[name].annotation.tag.append(IDENTIFIER_TAG)
+        by_name[name].annotation.comment.append(reason)
     for column in [*spec.label_columns, *used]:
         if column not in by_name:
             raise MissingColumnError(
@@ -109,6 +169,15 @@ def _refuse_nan_and_inf(feature: schema_pb2.Feature) -> None:
         feature.float_domain.disallow_inf = True
 
 
+def _training_examples(input_dict: dict[str, list[types.Artifact]]) -> Iterator[tf.train.Example]:
+    """Up to IDENTIFIER_SAMPLE_ROWS examples of the train split (none without an examples input)."""
+    examples = input_dict.get(standard_component_specs.EXAMPLES_KEY) or []
+    if not examples:
+        return iter(())
+    records = read_serialized(split_records(examples, TRAIN_SPLIT), IDENTIFIER_SAMPLE_ROWS)
+    return (tf.train.Example.FromString(record) for record in records)
+
+
 class Executor(base_executor.BaseExecutor):
     """Infers the schema from the non-excluded splits, curates it, writes `schema.pbtxt`."""
 
@@ -136,7 +205,10 @@ class Executor(base_executor.BaseExecutor):
             )
         if schema is None:
             raise ValueError(f"no statistics split left after excluding {exclude}")
-        curated = curate_schema(schema, spec)
+        identifiers = identifier_columns(schema, spec, _training_examples(input_dict))
+        for name, reason in identifiers.items():
+            logging.warning("Column '%s' is not used as a feature: %s", name, reason)
+        curated = curate_schema(schema, spec, identifiers)
         output_uri = os.path.join(
             artifact_utils.get_single_uri(output_dict[standard_component_specs.SCHEMA_KEY]),
             DEFAULT_FILE_NAME,

@@ -23,6 +23,7 @@ class StakeholderReportGenSpec(ComponentSpec):
     PARAMETERS = SPEC_PARAMETERS
     INPUTS = {
         "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
+        "schema": ChannelParameter(type=standard_artifacts.Schema, optional=True),
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
         "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
@@ -58,10 +59,12 @@ class StakeholderReportGen(base_component.BaseComponent):
         problem_spec: str,
         code_version: str,
         tuner_results: types.BaseChannel | None = None,
+        schema: types.BaseChannel | None = None,
     ):
         super().__init__(
             spec=StakeholderReportGenSpec(
                 statistics=statistics,
+                schema=schema,
                 examples=examples,
                 transform_graph=transform_graph,
                 model_run=model_run,

@@ -202,6 +202,7 @@ def _data_section(data: dict) -> str:
         "<h3>Features</h3>" if features else "",
         feature_table,
         _unused_columns(part.get("unused_columns")),
+        _identifier_columns(part.get("identifier_columns")),
         _label_section(part),
     )
 
@@ -213,6 +214,16 @@ def _unused_columns(columns: list[str] | None) -> str:
     return (
         f'<p class="warning">Not used: {_escape(names)}: in the data, but neither a feature, the label '
         "nor excluded in the spec. Add them to <code>features</code> or <code>exclude</code>.</p>"
+    )
+
+
+def _identifier_columns(columns: dict[str, str] | None) -> str:
+    if not columns:
+        return ""
+    items = "".join(f"<li><code>{_escape(name)}</code>: {_escape(why)}</li>" for name, why in columns.items())
+    return (
+        "<p>Left out as row identifiers (a model would memorize them, not learn from them); name one in "
+        f"<code>features</code> to use it anyway:</p><ul>{items}</ul>"
     )
 
 

@@ -9,7 +9,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
-from components.core.artifacts import BASELINE_BLESSING_KEY, REPORT_FILE
+from components.core.artifacts import BASELINE_BLESSING_KEY, REPORT_FILE, read_identifiers
 from components.core.evaluation import read_evaluation
 
 _STATE_NAMES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
@@ -29,6 +29,7 @@ class RunSummary:
     pushed: bool | None = None
     pushed_version: str | None = None
     pushed_path: str | None = None
+    identifier_columns: dict[str, str] = field(default_factory=dict)  # left out of the features: why
 
     @property
     def executed(self) -> list[str]:
@@ -84,6 +85,9 @@ def latest_run(
         outputs = _output_artifacts(store, execution.id)
         summary.outputs[node] = {key: [a.uri for a in found] for key, found in outputs.items()}
     _read_results(store, summary, executions, node_of)
+    schema = summary.outputs.get("SchemaGen", {}).get("schema")
+    if schema:
+        summary.identifier_columns = read_identifiers(schema[0])
     return summary
 
 

@@ -112,6 +112,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = CuratedSchemaGen(
         statistics=statistics_gen.outputs["statistics"],
+        examples=example_gen.outputs["examples"],
         problem_spec=spec.data_view().to_config(),
         exclude_splits=["eval", "test"],
         code_version=code_version(),
@@ -211,6 +212,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
     )
     report = StakeholderReportGen(
         statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
         examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
         model_run=trainer.outputs["model_run"],

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.utils import io_utils
 
+from components.core.artifacts import SCHEMA_FILE, read_identifiers
 from components.core.spec import load_spec
-from components.curated_schema_gen.executor import MissingColumnError, curate_schema
+from components.curated_schema_gen.executor import MissingColumnError, curate_schema, identifier_columns
 from tests.helpers.data import TAXI_SPEC
 
 
@@ -68,3 +71,53 @@ def test_a_spec_column_with_no_values_is_a_clear_error(taxi_frame):
     frame = taxi_frame.drop(columns=["company"])
     with pytest.raises(MissingColumnError, match="column 'company' has no values"):
         curate_schema(inferred(frame), load_spec(TAXI_SPEC))
+
+
+def examples_of(frame: pd.DataFrame) -> list[tf.train.Example]:
+    """Each row as ExampleGen writes it: text as bytes, integers as int64, missing cells left out."""
+    examples = []
+    for row in frame.to_dict("records"):
+        feature = {}
+        for name, value in row.items():
+            if isinstance(value, str):
+                feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+            elif isinstance(value, int) or (hasattr(value, "dtype") and value.dtype.kind == "i"):
+                feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+        examples.append(tf.train.Example(features=tf.train.Features(feature=feature)))
+    return examples
+
+
+@pytest.fixture(scope="module")
+def with_identifiers(taxi_frame) -> pd.DataFrame:
+    """Real trips plus what exports carry: an order code, a row number, and a unique but wide-ranged
+    integer (seconds since an epoch) that is a real measurement, not an identifier."""
+    frame = taxi_frame.copy()
+    frame["order_code"] = [f"ORD-{index * 7919 % 100_003:06d}" for index in range(len(frame))]
+    frame["row_number"] = list(range(1, len(frame) + 1))
+    frame["seconds_since_launch"] = [index * 997 + index % 13 for index in range(len(frame))]
+    return frame
+
+
+def test_identifier_columns_are_found_with_their_reason(with_identifiers):
+    spec = load_spec(TAXI_SPEC).model_copy(update={"features": None})
+    schema = inferred(with_identifiers)
+    found = identifier_columns(schema, spec, examples_of(with_identifiers))
+    assert set(found) == {"order_code", "row_number"}, found
+    assert "100% of its 3000 sampled training values are distinct" in found["order_code"]
+    assert "packed like row numbers (1..3000)" in found["row_number"]
+
+
+def test_a_column_named_in_features_is_never_an_identifier(with_identifiers):
+    spec = load_spec(TAXI_SPEC)
+    assert spec.features is not None
+    assert identifier_columns(inferred(with_identifiers), spec, examples_of(with_identifiers)) == {}
+
+
+def test_identifiers_are_deprecated_and_annotated(with_identifiers, tmp_path):
+    spec = load_spec(TAXI_SPEC).model_copy(update={"features": None})
+    reasons = {"order_code": "unique per row"}
+    curated = curate_schema(inferred(with_identifiers), spec, reasons)
+    assert by_name(curated)["order_code"].lifecycle_stage == schema_pb2.DEPRECATED
+    assert by_name(curated)["row_number"].lifecycle_stage == schema_pb2.UNKNOWN_STAGE
+    io_utils.write_pbtxt_file(str(tmp_path / SCHEMA_FILE), curated)
+    assert read_identifiers(str(tmp_path)) == reasons

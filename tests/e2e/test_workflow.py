@@ -116,7 +116,13 @@ def test_each_task_type_trains_from_its_spec_and_beats_its_dumb_baseline(other_t
     assert report["task"] == spec.task.value
     if spec.task.value == "regression":
         assert report["confusion_matrix"] is None and report["residuals"]
+        # The patient id is text distinct in every row: left out of the features, with the reason.
+        assert list(run.identifier_columns) == ["patient_id"], run.identifier_columns
+        assert "sampled training values are distinct" in run.identifier_columns["patient_id"]
+        assert report["data"]["identifier_columns"] == run.identifier_columns
+        assert "patient_id" not in {row["name"] for row in report["data"]["features"]}
     else:
+        assert run.identifier_columns == {}
         assert report["confusion_matrix"] is not None
         assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths)
 
