@@ -89,14 +89,13 @@ def open_text(path: str) -> Iterator[TextIO]:
 
 
 def read_sample(path: str) -> str:
-    """The file's first whole lines (up to SAMPLE_CHARS characters)."""
+    """The file's first whole lines (up to SAMPLE_CHARS bytes), to tell the delimiter. Bytes that are not
+    UTF-8 are replaced here: the strict file check names them with their line."""
     try:
-        with open_text(path) as handle:
-            sample = handle.read(SAMPLE_CHARS)
-    except UnicodeDecodeError:
-        raise NotUtf8Error(f"'{path}' is not UTF-8 text; save the CSV as UTF-8") from None
+        with open_bytes(path) as handle:
+            sample = handle.read(SAMPLE_CHARS).decode("utf-8-sig", errors="replace")
     except (OSError, EOFError) as error:
-        raise TableError(f"'{path}' cannot be read ({error}); check the file (a .gz must be gzip)") from None
+        raise TableError(f"'{path}' cannot be read ({error}); a .gz file must be gzip") from None
     end = max(sample.rfind("\n"), sample.rfind("\r"))
     return sample[: end + 1] if 0 < end < len(sample) - 1 else sample
 
@@ -119,16 +118,20 @@ def reader(handle: TextIO, delimiter: str):
 
 
 def read_header(path: str, delimiter: str) -> list[str]:
-    """The header's column names (unquoted, surrounding spaces dropped); [] for an empty file."""
+    """The header's column names (unquoted, surrounding spaces dropped); [] for an empty file. Only the
+    header must be UTF-8 here; bytes further down are the strict file check's to name, with their line."""
     try:
-        with open_text(path) as handle:
+        with (
+            open_bytes(path) as stream,
+            io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="") as handle,
+        ):
             header = next(reader(handle, delimiter), None)
-    except UnicodeDecodeError:
-        raise NotUtf8Error(f"'{path}' is not UTF-8 text; save the CSV as UTF-8") from None
     except csv.Error as error:
         raise TableError(
             f"'{path}' line 1: the header is not valid CSV ({error}); check its quotes"
         ) from None
     except (OSError, EOFError) as error:
-        raise TableError(f"'{path}' cannot be read ({error}); check the file (a .gz must be gzip)") from None
+        raise TableError(f"'{path}' cannot be read ({error}); a .gz file must be gzip") from None
+    if header and any("\ufffd" in name for name in header):
+        raise NotUtf8Error(f"'{path}' is not UTF-8 text; save the CSV as UTF-8")
     return [name.strip() for name in header] if header else []

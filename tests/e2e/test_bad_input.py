@@ -50,9 +50,9 @@ def served(served_taxi) -> dict:
     }
 
 
-def _stopped_run(served: dict, source: Path) -> str:
+def _stopped_run(served: dict, source: Path, **spec_changes) -> str:
     """Runs the pipeline on `source` against the served home; returns why it stopped."""
-    spec = load_spec(write_taxi_spec(source.parent / "spec", source))
+    spec = load_spec(write_taxi_spec(source.parent / "spec", source, **spec_changes))
     before = serving_snapshot(served["paths"].serving_dir)
     with pytest.raises(RunFailed) as failure:
         run_training(spec, served["paths"].home)
@@ -133,13 +133,16 @@ def test_a_feature_with_no_values_at_all_stops_before_training(served, trips, tm
 
 
 def test_nan_and_infinite_numbers_stop_before_training(served, trips, tmp_path):
+    """`nan` is a missing value by default (`data.missing_values`, as pandas reads it); a spec whose
+    tokens leave it out makes it the float NaN, which would poison the mean: refused, as infinity is."""
     header, rows = trips
     broken = [dict(row) for row in rows[:800]]
     for row in broken[::40]:
         row["trip_miles"] = "nan"
     for row in broken[5::40]:
         row["fare"] = "inf"
-    message = _stopped_run(served, source=write_table(tmp_path / "data.csv", header, broken))
+    source = write_table(tmp_path / "data.csv", header, broken)
+    message = _stopped_run(served, source, data={"source": str(source), "missing_values": ["", "NA"]})
     assert message.startswith("ExampleValidator failed")
     assert "column 'trip_miles': Float feature has NaN values" in message
     assert "column 'fare': Float feature has Inf values" in message

@@ -64,6 +64,15 @@ def test_a_file_that_is_not_gzip_or_not_utf8_is_named(tmp_path):
         read_header(str(latin))
 
 
+def test_bytes_that_are_not_utf8_below_the_header_are_left_to_the_strict_check(tmp_path):
+    """The spec check reads the header only: the strict file check then names the line (tests/components/
+    test_checked_csv.py), rather than the spec check refusing the whole file without one."""
+    path = tmp_path / "data.csv"
+    path.write_bytes("fare;company\n1,5;ok\n2,0;Caf\u00e9\n".encode("latin-1"))
+    assert read_header(str(path)) == ["fare", "company"]
+    assert CsvFormat().delimiter_of(str(path)) == ";"
+
+
 def write_spec(folder, source, **data) -> str:
     spec = yaml.safe_load(TAXI_SPEC.read_text())
     spec["data"] = {"source": str(source), **data}

@@ -41,6 +41,9 @@ def test_production_profile_needs_database_credentials_from_the_environment():
         "postgresql+psycopg2://blueprint:@127.0.0.1:5432/airflow"
     )
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    for profile_env in (env, profile_environment("local", base={"PATH": "/usr/bin:/bin"})):
+        # A webserver starved by training tasks must not be shut down after Airflow's default 120 s.
+        assert profile_env["AIRFLOW__WEBSERVER__WEB_SERVER_MASTER_TIMEOUT"] == "600"
 
 
 def test_airflow_subprocesses_find_this_environments_airflow():
