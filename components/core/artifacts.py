@@ -16,7 +16,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import types
 from tfx.types.component_spec import ExecutionParameter
 
-from components.core.spec import ProblemSpec
+from components.core.spec import ProblemSpec, positive_of
 
 # --- Execution properties of our components, and keys of the module code's `custom_config` ------------
 PROBLEM_SPEC_KEY = "problem_spec"  # the spec as JSON (a dict in custom_config)
@@ -45,6 +45,7 @@ REPORT_KEY = "report"
 PREDICTIONS_KEY = "predictions"  # the output of every signature and every device target
 SERVING_SIGNATURE = "serving_default"  # serialized tf.Examples in (TF Serving, the Evaluator)
 RAW_SIGNATURE = "serving_raw"  # one [None, 1] tensor per raw feature in (TFLite, TF.js, the gate)
+TRANSFORMED_LABELS_SIGNATURE = "transformed_labels"  # TFMA's default name: the labels as trained on
 
 
 # --- Our artifact types -----------------------------------------------------------------------------
@@ -90,12 +91,29 @@ SCHEMA_FILE = "schema.pbtxt"  # Schema (TFX's own name)
 IDENTIFIER_TAG = "identifier"
 
 
-def read_identifiers(schema_uri: str) -> dict[str, str]:
-    """The columns the curated schema leaves out as row identifiers, each with the reason."""
+def read_schema(schema_uri: str):
+    """The curated schema (tensorflow_metadata Schema) a CuratedSchemaGen wrote."""
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tfx.utils import io_utils
 
-    schema = io_utils.parse_pbtxt_file(str(Path(schema_uri, SCHEMA_FILE)), schema_pb2.Schema())
+    return io_utils.parse_pbtxt_file(str(Path(schema_uri, SCHEMA_FILE)), schema_pb2.Schema())
+
+
+def binary_class_names(schema_uri: str, spec: ProblemSpec) -> list[str] | None:
+    """[negative, positive] as the data writes them, for a binary label written as text; else None."""
+    schema = read_schema(schema_uri)
+    label = next((f for f in schema.feature if f.name == spec.label_columns[0]), None)
+    if label is None:
+        return None
+    domains = {domain.name: list(domain.value) for domain in schema.string_domain}
+    values = list(label.string_domain.value) or domains.get(label.domain, [])
+    positive = positive_of(values, spec.positive_class) if len(values) == 2 else None
+    return None if positive is None else [next(v for v in values if v != positive), positive]
+
+
+def read_identifiers(schema_uri: str) -> dict[str, str]:
+    """The columns the curated schema leaves out as row identifiers, each with the reason."""
+    schema = read_schema(schema_uri)
     return {
         feature.name: " ".join(feature.annotation.comment)
         for feature in schema.feature

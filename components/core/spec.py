@@ -36,6 +36,21 @@ class FeatureKind(str, Enum):
     AUTO = "auto"  # inferred from the schema: text -> categorical, numbers -> numeric
 
 
+# Binary labels written as text: the pairs whose positive value needs no `positive_class` (any case).
+POSITIVE_WORDS = ("1", "true", "yes", "y", "t")
+NEGATIVE_WORDS = ("0", "false", "no", "n", "f")
+
+
+def positive_of(values: list[str], positive_class: str | None) -> str | None:
+    """Which of a binary label's two text values is the positive one, or None when they do not say it."""
+    folded = {value.strip().lower(): value for value in values}
+    if positive_class is not None:
+        return folded.get(positive_class.strip().lower())
+    positives = [v for v in folded if v in POSITIVE_WORDS]
+    negatives = [v for v in folded if v in NEGATIVE_WORDS]
+    return folded[positives[0]] if len(positives) == 1 and len(negatives) == 1 and len(folded) == 2 else None
+
+
 # metric name -> (tasks it applies to, True when higher is better)
 METRICS: dict[str, tuple[frozenset[TaskType], bool]] = {
     "auc": (frozenset({TaskType.BINARY, TaskType.MULTILABEL}), True),
@@ -323,6 +338,9 @@ class ProblemSpec(_Strict):
     data: DataSpec
     label: str | list[str]
     task: TaskType
+    positive_class: str | None = Field(
+        None, description="binary: the label value that means yes, where the two values do not say it"
+    )
     features: dict[str, FeatureKind] | None = None
     exclude: list[str] = Field(default_factory=list)
     split: SplitSpec = SplitSpec()
@@ -353,6 +371,8 @@ class ProblemSpec(_Strict):
             raise ValueError("field 'label': a multilabel task needs a list of two or more label columns")
         if self.task != TaskType.MULTILABEL and isinstance(self.label, list):
             raise ValueError(f"field 'label': a {self.task.value} task has one label column, not a list")
+        if self.positive_class is not None and self.task != TaskType.BINARY:
+            raise ValueError(f"field 'positive_class': applies to binary tasks, not {self.task.value}")
         tasks, _ = METRICS[self.metric.name]
         if self.task not in tasks:
             raise ValueError(

@@ -19,7 +19,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
 from components.core.artifacts import IDENTIFIER_TAG, problem_spec
-from components.core.spec import FeatureKind, ProblemSpec, TaskType
+from components.core.spec import FeatureKind, ProblemSpec, TaskType, positive_of
 from components.scoring.parity import TRAIN_SPLIT, read_serialized, split_records
 
 _NUMBER_TYPES = (schema_pb2.INT, schema_pb2.FLOAT)
@@ -33,13 +33,58 @@ class ConstantLabelError(ValueError):
     """A label column holds one value in every training row: there is nothing to learn."""
 
 
+class LabelValuesError(ValueError):
+    """A text label whose values do not make the task's classes; the message names them and what to do."""
+
+
+def _text_values(feature: statistics_pb2.FeatureNameStatistics) -> list[str]:
+    return [bucket.value for bucket in feature.string_stats.top_values]
+
+
+def check_text_label(feature: statistics_pb2.FeatureNameStatistics, column: str, spec: ProblemSpec) -> None:
+    """A binary label written as text must hold two values, and say (or be told) which one is positive."""
+    values = _text_values(feature)
+    shown = ", ".join(f"'{value}'" for value in values[:6]) + (
+        ", ..." if feature.string_stats.unique > 6 else ""
+    )
+    if feature.string_stats.unique == 1:
+        raise ConstantLabelError(
+            f"label column '{column}' holds the single value {shown} in every training row; a "
+            f"{spec.task.value} model needs labels that vary: check how the label is computed"
+        )
+    if spec.task != TaskType.BINARY:
+        raise LabelValuesError(
+            f"label column '{column}' holds text ({shown}); {spec.task.value} labels written as names are "
+            f"not read yet: write them as class ids (0..K-1 for multiclass, 0/1 per multilabel column)"
+        )
+    if feature.string_stats.unique != 2:
+        raise LabelValuesError(
+            f"label column '{column}' holds {feature.string_stats.unique} distinct values ({shown}); a "
+            "binary label needs two: check the column, or use task: multiclass"
+        )
+    if positive_of(values, spec.positive_class) is None:
+        if spec.positive_class is not None:
+            raise LabelValuesError(
+                f"positive_class '{spec.positive_class}' is not a value of label column '{column}' "
+                f"({shown}); name one of them"
+            )
+        raise LabelValuesError(
+            f"label column '{column}' holds {shown}: name the positive one in the spec, e.g. "
+            f"positive_class: {values[0]}"
+        )
+
+
 def check_labels_vary(stats: statistics_pb2.DatasetFeatureStatisticsList, spec: ProblemSpec) -> None:
-    """Raises ConstantLabelError when a label column's training values are all the same."""
+    """Raises ConstantLabelError when a label column's training values are all the same, and
+    LabelValuesError when a text label's values do not make the task's classes."""
     by_name = {feature.path.step[0]: feature for feature in stats.datasets[0].features if feature.path.step}
     for column in spec.label_columns:
         feature = by_name.get(column)
+        if feature is not None and feature.HasField("string_stats"):
+            check_text_label(feature, column, spec)
+            continue
         if feature is None or not feature.HasField("num_stats"):
-            continue  # a missing or text label is reported by curate_schema / ExampleValidator
+            continue  # a missing label is reported by curate_schema / ExampleValidator
         if feature.num_stats.min == feature.num_stats.max:
             raise ConstantLabelError(
                 f"label column '{column}' holds the single value {feature.num_stats.min:g} in every "
@@ -137,6 +182,10 @@ def _curate_label(feature: schema_pb2.Feature, task: TaskType) -> None:
     feature.ClearField("value_count")
     feature.shape.Clear()
     feature.shape.dim.add().size = 1
+    if task == TaskType.BINARY and feature.type == schema_pb2.BYTES:
+        # Two text values, checked against the statistics. Their string domain stays: a value that
+        # training never saw is named by ExampleValidator in the eval or test split.
+        return
     if task in (TaskType.BINARY, TaskType.MULTICLASS, TaskType.MULTILABEL):
         feature.type = schema_pb2.INT
         feature.ClearField("domain_info")

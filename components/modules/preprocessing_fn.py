@@ -20,7 +20,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.core.artifacts import PROBLEM_SPEC_KEY
-from components.core.spec import FeatureKind, PreprocessingSpec, ProblemSpec, TaskType
+from components.core.spec import POSITIVE_WORDS, FeatureKind, PreprocessingSpec, ProblemSpec, TaskType
 
 MISSING_INDEX = 0
 MISSING_TOKEN = "__blueprint_missing__"
@@ -56,7 +56,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
         else:
             outputs[name] = index_categorical(column, name, spec.preprocessing)
     for label in spec.label_columns:
-        outputs[label] = prepare_label(inputs[label], spec.task)
+        outputs[label] = prepare_label(inputs[label], spec.task, spec.positive_class)
     return outputs
 
 
@@ -124,9 +124,18 @@ def index_categorical(
     return tf.reshape(tf.where(present, index + 1, MISSING_INDEX), [-1, 1])
 
 
-def prepare_label(column: tf.Tensor | tf.SparseTensor, task: TaskType) -> tf.Tensor:
-    """Labels keep their values: class ids (int64) for classification, float32 for regression."""
+def prepare_label(
+    column: tf.Tensor | tf.SparseTensor, task: TaskType, positive_class: str | None = None
+) -> tf.Tensor:
+    """Class ids (int64) for classification, float32 for regression. A binary label written as text is 1
+    for its positive value (`positive_class`, else the one of yes/true/1/y/t, any case), 0 otherwise;
+    CuratedSchemaGen has checked that it holds two values and that the positive one is known."""
     values, _ = _values_and_presence(column, tf.zeros([], column.dtype))
+    if task == TaskType.BINARY and column.dtype == tf.string:
+        folded = tf.strings.lower(tf.strings.strip(values))
+        positives = [positive_class.strip().lower()] if positive_class is not None else list(POSITIVE_WORDS)
+        is_positive = tf.reduce_any(tf.equal(folded[:, None], tf.constant(positives)[None, :]), axis=1)
+        return tf.reshape(tf.cast(is_positive, tf.int64), [-1, 1])
     if task == TaskType.REGRESSION:
         return tf.reshape(tf.cast(values, tf.float32), [-1, 1])
     if task == TaskType.MULTICLASS:

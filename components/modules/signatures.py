@@ -19,7 +19,12 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components.core.artifacts import PREDICTIONS_KEY, RAW_SIGNATURE, SERVING_SIGNATURE
+from components.core.artifacts import (
+    PREDICTIONS_KEY,
+    RAW_SIGNATURE,
+    SERVING_SIGNATURE,
+    TRANSFORMED_LABELS_SIGNATURE,
+)
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
 from components.modules.preprocessing_fn import MISSING_INDEX, resolve_kind, vocabulary_name
 
@@ -196,9 +201,20 @@ def save_with_signatures(
     def serve_raw(**raw: tf.Tensor) -> dict[str, tf.Tensor]:
         return named_outputs(model(model.raw_transform(raw)), spec)
 
+    label_spec = {name: raw_spec[name] for name in spec.label_columns}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
+    def transformed_labels(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(serialized, {**parse_spec, **label_spec})
+        transformed = model.tft_layer(parsed)
+        return {name: transformed[name] for name in spec.label_columns}
+
     signatures = {
         SERVING_SIGNATURE: serve_examples.get_concrete_function(),
         RAW_SIGNATURE: serve_raw.get_concrete_function(**model.raw_transform.input_specs()),
+        # TFMA calls a signature of this name when there is one, and reads the labels from it first: the
+        # Evaluator then scores labels written as text ("yes"/"no") as the model was trained on them.
+        TRANSFORMED_LABELS_SIGNATURE: transformed_labels.get_concrete_function(),
     }
     # Without the layers' traced call functions: everything that reads the model (TF Serving, TFMA,
     # the converters, the gate) calls its signatures, and re-tracing every layer through AutoGraph

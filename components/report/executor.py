@@ -244,6 +244,9 @@ class ReportBuilder:
         if self.spec.task == TaskType.REGRESSION:
             return None
         names = self.spec.label_columns if self.spec.task == TaskType.MULTILABEL else None
+        schema = _uri(self.inputs, "schema")
+        if self.spec.task == TaskType.BINARY and schema:
+            names = artifacts.binary_class_names(schema, self.spec)
         return metrics.confusion_matrix(self.task, self.labels, self.predictions, class_names=names)
 
     def failures(self) -> list[dict]:

@@ -9,9 +9,16 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.utils import io_utils
 
-from components.core.artifacts import SCHEMA_FILE, read_identifiers
-from components.core.spec import load_spec
-from components.curated_schema_gen.executor import MissingColumnError, curate_schema, identifier_columns
+from components.core.artifacts import SCHEMA_FILE, binary_class_names, read_identifiers
+from components.core.spec import TaskType, load_spec
+from components.curated_schema_gen.executor import (
+    ConstantLabelError,
+    LabelValuesError,
+    MissingColumnError,
+    check_labels_vary,
+    curate_schema,
+    identifier_columns,
+)
 from tests.helpers.data import TAXI_SPEC
 
 
@@ -121,3 +128,46 @@ def test_identifiers_are_deprecated_and_annotated(with_identifiers, tmp_path):
     assert by_name(curated)["row_number"].lifecycle_stage == schema_pb2.UNKNOWN_STAGE
     io_utils.write_pbtxt_file(str(tmp_path / SCHEMA_FILE), curated)
     assert read_identifiers(str(tmp_path)) == reasons
+
+
+def label_stats(values: list[str]):
+    return tfdv.generate_statistics_from_dataframe(
+        pd.DataFrame({"fare": range(len(values)), "outcome": values})
+    )
+
+
+def binary_spec(**changes):
+    return load_spec(TAXI_SPEC).model_copy(update={"label": "outcome", "features": None, **changes})
+
+
+def test_a_binary_text_label_needs_two_values_and_a_known_positive_one():
+    check_labels_vary(label_stats(["Yes", "No"] * 20), binary_spec())
+    check_labels_vary(label_stats(["malignant", "benign"] * 20), binary_spec(positive_class="malignant"))
+    with pytest.raises(
+        LabelValuesError, match=r"holds '(malignant|benign)', '(benign|malignant)': name the "
+    ):
+        check_labels_vary(label_stats(["malignant", "benign"] * 20), binary_spec())
+    with pytest.raises(LabelValuesError, match="positive_class 'M' is not a value of label column"):
+        check_labels_vary(label_stats(["malignant", "benign"] * 20), binary_spec(positive_class="M"))
+    with pytest.raises(LabelValuesError, match="holds 3 distinct values .* a binary label needs two"):
+        check_labels_vary(label_stats(["a", "b", "c"] * 20), binary_spec())
+    with pytest.raises(ConstantLabelError, match="holds the single value 'no' in every training row"):
+        check_labels_vary(label_stats(["no"] * 40), binary_spec())
+
+
+def test_a_text_label_of_another_task_is_named_not_crashed_on():
+    spec = binary_spec(
+        task=TaskType.MULTICLASS, metric=load_spec(TAXI_SPEC).metric.model_copy(update={"name": "accuracy"})
+    )
+    with pytest.raises(LabelValuesError, match="multiclass labels written as names are not read yet"):
+        check_labels_vary(label_stats(["red", "green", "blue"] * 20), spec)
+
+
+def test_a_binary_text_label_keeps_its_values_in_the_schema(tmp_path):
+    stats = label_stats(["malignant", "benign"] * 20)
+    spec = binary_spec(positive_class="malignant")
+    curated = curate_schema(tfdv.infer_schema(stats, infer_feature_shape=True), spec)
+    label = by_name(curated)["outcome"]
+    assert label.type == schema_pb2.BYTES and label.presence.min_fraction == 1.0
+    io_utils.write_pbtxt_file(str(tmp_path / SCHEMA_FILE), curated)
+    assert binary_class_names(str(tmp_path), spec) == ["benign", "malignant"]

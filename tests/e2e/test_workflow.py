@@ -70,7 +70,10 @@ def test_binary_task_is_tuned_by_iterated_kfold_and_beats_its_dumb_baseline(bina
     spec, run, paths = binary
     assert_beats_dumb_baseline_and_is_pushed(spec, run, paths)
     assert run.states["Tuner"] == "COMPLETE"
+    # The label is written "malignant" / "benign": the Evaluator (TFMA) and the gate score it as trained.
     assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths)
+    report = json.loads((output_uri(paths, spec, "Report", "report") / REPORT_DATA_FILE).read_text())
+    assert report["confusion_matrix"]["labels"] == ["benign", "malignant"]
 
 
 @pytest.mark.xdist_group("workflow-binary")

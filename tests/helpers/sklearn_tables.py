@@ -1,6 +1,6 @@
 """Small real tables that ship with scikit-learn (offline), written as CSV with a spec for each task type.
 
-- binary: breast cancer (569 tumours, malignant or benign)
+- binary: breast cancer (569 tumours, the label written `malignant` or `benign`)
 - multiclass: wine (178 wines, three cultivars)
 - regression: diabetes (442 patients, disease progression after one year), with a patient id column
 - multilabel: the diabetes patients with three yes/no labels from real columns: progression above its
@@ -53,9 +53,9 @@ def table(task: str) -> tuple[dict[str, np.ndarray], str | list[str], str]:
     if task == "binary":
         data = datasets.load_breast_cancer()
         columns = {_column_name(n): data.data[:, i] for i, n in enumerate(data.feature_names)}
-        # sklearn codes malignant as 0; the positive class is what we want to find: malignant = 1.
-        columns["malignant"] = (data.target == 0).astype(int)
-        return columns, "malignant", "auc"
+        # The classes by name, as the table ships them; the spec names malignant as the positive class.
+        columns["diagnosis"] = np.asarray(data.target_names)[data.target]
+        return columns, "diagnosis", "auc"
     if task == "multiclass":
         data = datasets.load_wine()
         columns = {_column_name(n): data.data[:, i] for i, n in enumerate(data.feature_names)}
@@ -101,6 +101,8 @@ def write_task(folder: Path, task: str, shuffle_labels: bool = False, **changes)
         "training": dict(SMALL_TABLE_TRAINING),
         "deployment": NO_DEVICE_TARGETS,
     }
+    if task == "binary":
+        spec["positive_class"] = "malignant"
     spec.update(changes)
     path = folder / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))

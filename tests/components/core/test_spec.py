@@ -238,3 +238,9 @@ def test_feature_list_of_non_names(tmp_path):
     """Found by test_spec_fuzz.py: `features: [[]]` raised TypeError instead of a SpecError."""
     message = error_for(write_spec(tmp_path, {"features": [[]]}))
     assert "field 'features': a list of features must hold column names only" in message
+
+
+def test_positive_class_applies_to_binary_tasks_only(tmp_path):
+    changes = {"task": "regression", "metric": {"name": "mse", "threshold": 1.0}, "positive_class": "yes"}
+    message = error_for(write_spec(tmp_path, changes))
+    assert "positive_class" in message and "applies to binary tasks, not regression" in message

@@ -12,8 +12,13 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from components.core.spec import ProblemSpec
-from components.modules.preprocessing_fn import MISSING_INDEX, preprocessing_fn, vocabulary_name
+from components.core.spec import ProblemSpec, TaskType
+from components.modules.preprocessing_fn import (
+    MISSING_INDEX,
+    prepare_label,
+    preprocessing_fn,
+    vocabulary_name,
+)
 
 FARES = [10.0, None, 20.0, 30.0, None, 80.0]  # present: 10, 20, 30, 80 -> mean 35
 COMPANIES = ["Flash", "Yellow", None, "Flash", "Flash", "Yellow"]
@@ -154,3 +159,11 @@ def test_the_same_values_in_another_order_give_bit_identical_z_scores():
         transformed, _, _ = analyze_and_transform(spec_config(), train=train)
         z_by_value.append({value: row["fare"][0] for value, row in zip(order, transformed, strict=True)})
     assert z_by_value[0] == z_by_value[1] == z_by_value[2]
+
+
+def test_a_binary_label_written_as_text_becomes_0_or_1():
+    column = tf.constant(["Yes", "no", " YES ", "No"])
+    assert prepare_label(column, TaskType.BINARY).numpy().ravel().tolist() == [1, 0, 1, 0]
+    names = tf.constant(["malignant", "benign", "Malignant"])
+    assert prepare_label(names, TaskType.BINARY, "malignant").numpy().ravel().tolist() == [1, 0, 1]
+    assert prepare_label(tf.constant([1, 0]), TaskType.BINARY).numpy().ravel().tolist() == [1, 0]
