@@ -120,9 +120,9 @@ def identifier_columns(
     for example in examples:
         for name in candidates:
             feature = example.features.feature.get(name)
-            found = feature and (feature.bytes_list.value or feature.int64_list.value)
-            if found:
-                values[name].append(found[0])
+            cells = feature and (feature.bytes_list.value or feature.int64_list.value)
+            if cells:
+                values[name].append(cells[0])
     found = {}
     for name in sorted(candidates):
         seen = values[name]
