@@ -20,7 +20,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from components.core import models_config
-from components.core.artifacts import DEVICE_MODELS_KEY, read_targets
+from components.core.artifacts import DEVICE_MODELS_KEY, read_class_names, read_targets
 
 TEMP_PREFIX = ".incoming-"
 
@@ -76,19 +76,24 @@ def publish_atomically(
     return version, destination
 
 
-def build_manifest(model: str, version: str, targets: dict | None, source: dict) -> dict:
-    """What a pushed version holds: every target with its path, size, metric and parity figures."""
+def build_manifest(
+    model: str, version: str, targets: dict | None, source: dict, classes: list[str] | None = None
+) -> dict:
+    """What a pushed version holds: every target with its path, size, metric and parity figures, and
+    for a classifier its class names in the order of every target's probabilities."""
     manifest = {
         "model": model,
         "version": int(version),
         "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": source,
     }
+    if classes is not None:
+        manifest["classes"] = classes
     if not targets or not targets.get("exported"):
         manifest["targets"] = [{"target": "serving", "variant": "savedmodel", "path": "", "pushed": True}]
         manifest["note"] = "no device targets were built for this model"
         return manifest
-    for key in ("metric", "higher_is_better", "tolerance", "test_rows", "latency_calls", "sparsity", "spans"):
+    for key in ("task", "metric", "higher_is_better", "tolerance", "test_rows", "latency_calls", "sparsity", "spans"):
         manifest[key] = targets.get(key)
     manifest["targets"] = [{**t, "pushed": bool(t["passed"])} for t in targets["targets"]]
     return manifest
@@ -142,7 +147,7 @@ class Executor(pusher_executor.Executor):
         }
 
         def complete(staging: str, version: str) -> None:
-            manifest = build_manifest(name, version, targets, source)
+            manifest = build_manifest(name, version, targets, source, read_class_names(model_path))
             if device_uri is not None:  # copies only the targets that passed; none if none were built
                 stage_device_targets(device_uri, manifest, staging)
             Path(staging, models_config.MANIFEST).write_text(json.dumps(manifest, indent=1))

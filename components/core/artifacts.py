@@ -46,6 +46,15 @@ PREDICTIONS_KEY = "predictions"  # the output of every signature and every devic
 SERVING_SIGNATURE = "serving_default"  # serialized tf.Examples in (TF Serving, the Evaluator)
 RAW_SIGNATURE = "serving_raw"  # one [None, 1] tensor per raw feature in (TFLite, TF.js, the gate)
 TRANSFORMED_LABELS_SIGNATURE = "transformed_labels"  # TFMA's default name: the labels as trained on
+# serving_default of a classifier also returns TF Serving's classify-style outputs: `scores` [n, K] (the
+# probability of each class; for multilabel, of each label), `classes` [n, K] (their names) and, for binary
+# and multiclass, `predicted_class` [n] (the most probable class's name).
+SCORES_KEY = "scores"
+CLASSES_KEY = "classes"
+PREDICTED_CLASS_KEY = "predicted_class"
+# In a classifier's SavedModel: the class names in the order of its outputs (JSON list), for readers
+# without TensorFlow (the pusher's manifest, the TF.js page). TF Serving ignores assets.extra/.
+CLASS_NAMES_FILE = "assets.extra/class_names.json"
 
 
 # --- Our artifact types -----------------------------------------------------------------------------
@@ -101,7 +110,11 @@ def read_schema(schema_uri: str):
 
 def binary_class_names(schema_uri: str, spec: ProblemSpec) -> list[str] | None:
     """[negative, positive] as the data writes them, for a binary label written as text; else None."""
-    schema = read_schema(schema_uri)
+    return binary_class_names_in(read_schema(schema_uri), spec)
+
+
+def binary_class_names_in(schema, spec: ProblemSpec) -> list[str] | None:
+    """`binary_class_names` of a Schema proto."""
     label = next((f for f in schema.feature if f.name == spec.label_columns[0]), None)
     if label is None:
         return None
@@ -119,6 +132,12 @@ def read_identifiers(schema_uri: str) -> dict[str, str]:
         for feature in schema.feature
         if IDENTIFIER_TAG in feature.annotation.tag
     }
+
+
+def read_class_names(saved_model_dir: str | Path) -> list[str] | None:
+    """A classifier's class names in the order of its outputs; None for regression or older models."""
+    path = Path(saved_model_dir, CLASS_NAMES_FILE)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def read_test_predictions(uri: str) -> dict[str, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -42,7 +43,8 @@ def _text_values(feature: statistics_pb2.FeatureNameStatistics) -> list[str]:
 
 
 def check_text_label(feature: statistics_pb2.FeatureNameStatistics, column: str, spec: ProblemSpec) -> None:
-    """A binary label written as text must hold two values, and say (or be told) which one is positive."""
+    """A label written as text must make the task's classes: two values for binary (the positive one
+    known), two yes/no-like values per multilabel column, two or more class names for multiclass."""
     values = _text_values(feature)
     shown = ", ".join(f"'{value}'" for value in values[:6]) + (
         ", ..." if feature.string_stats.unique > 6 else ""
@@ -52,16 +54,20 @@ def check_text_label(feature: statistics_pb2.FeatureNameStatistics, column: str,
             f"label column '{column}' holds the single value {shown} in every training row; a "
             f"{spec.task.value} model needs labels that vary: check how the label is computed"
         )
-    if spec.task != TaskType.BINARY:
-        raise LabelValuesError(
-            f"label column '{column}' holds text ({shown}); {spec.task.value} labels written as names are "
-            f"not read yet: write them as class ids (0..K-1 for multiclass, 0/1 per multilabel column)"
-        )
+    if spec.task == TaskType.MULTICLASS:
+        return
     if feature.string_stats.unique != 2:
         raise LabelValuesError(
             f"label column '{column}' holds {feature.string_stats.unique} distinct values ({shown}); a "
-            "binary label needs two: check the column, or use task: multiclass"
+            f"{spec.task.value} label needs two: check the column, or use task: multiclass"
         )
+    if spec.task == TaskType.MULTILABEL:
+        if positive_of(values, None) is None:
+            raise LabelValuesError(
+                f"label column '{column}' holds {shown}; a multilabel column says yes or no to its label: "
+                "write it as 1/0, true/false or yes/no"
+            )
+        return
     if positive_of(values, spec.positive_class) is None:
         if spec.positive_class is not None:
             raise LabelValuesError(
@@ -72,6 +78,42 @@ def check_text_label(feature: statistics_pb2.FeatureNameStatistics, column: str,
             f"label column '{column}' holds {shown}: name the positive one in the spec, e.g. "
             f"positive_class: {values[0]}"
         )
+
+
+def check_classes_seen_in_training(column: str, counts: dict[str, Counter]) -> None:
+    """A multiclass model knows the classes of its training split only: a class that appears in eval or
+    test but never in train could never be predicted and has no class id. Raises LabelValuesError
+    naming each such class, the split and its rows."""
+    trained = set(counts.get(TRAIN_SPLIT, ()))
+    unseen = [
+        f"'{value}' ({rows} row{'s' if rows > 1 else ''} in {split})"
+        for split, found in counts.items()
+        if split != TRAIN_SPLIT
+        for value, rows in sorted(found.items())
+        if value not in trained
+    ]
+    if unseen:
+        raise LabelValuesError(
+            f"label column '{column}': class {', '.join(unseen)} never appears in the train split, so the "
+            "model could not learn it; remove those rows or merge the class into another, or add "
+            "training rows of it"
+        )
+
+
+def label_counts(examples: list[types.Artifact], column: str) -> dict[str, Counter]:
+    """Per split, how many rows hold each value of a label column (as text)."""
+    counts: dict[str, Counter] = {}
+    for split in artifact_utils.decode_split_names(examples[0].split_names):
+        found: Counter = Counter()
+        for record in read_serialized(split_records(examples, split)):
+            feature = tf.train.Example.FromString(record).features.feature.get(column)
+            if feature is None:
+                continue
+            kind = feature.WhichOneof("kind")
+            values = getattr(feature, kind).value if kind else []
+            found.update(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values)
+        counts[split] = found
+    return counts
 
 
 def check_labels_vary(stats: statistics_pb2.DatasetFeatureStatisticsList, spec: ProblemSpec) -> None:
@@ -182,16 +224,18 @@ def _curate_label(feature: schema_pb2.Feature, task: TaskType) -> None:
     feature.ClearField("value_count")
     feature.shape.Clear()
     feature.shape.dim.add().size = 1
-    if task == TaskType.BINARY and feature.type == schema_pb2.BYTES:
-        # Two text values, checked against the statistics. Their string domain stays: a value that
-        # training never saw is named by ExampleValidator in the eval or test split.
+    if task != TaskType.REGRESSION and feature.type == schema_pb2.BYTES:
+        # Text values, checked against the statistics. Their string domain (if TFDV inferred one)
+        # stays: a value that training never saw is named by ExampleValidator in the eval or test split.
         return
-    if task in (TaskType.BINARY, TaskType.MULTICLASS, TaskType.MULTILABEL):
+    if task in (TaskType.BINARY, TaskType.MULTILABEL):
         feature.type = schema_pb2.INT
         feature.ClearField("domain_info")
         feature.int_domain.min = 0
-        if task != TaskType.MULTICLASS:
-            feature.int_domain.max = 1
+        feature.int_domain.max = 1
+    elif task == TaskType.MULTICLASS:
+        feature.type = schema_pb2.INT  # any integers: the label vocabulary gives them class ids
+        feature.ClearField("domain_info")
     else:
         if feature.type not in _NUMBER_TYPES:
             feature.type = schema_pb2.FLOAT
@@ -254,6 +298,10 @@ class Executor(base_executor.BaseExecutor):
             )
         if schema is None:
             raise ValueError(f"no statistics split left after excluding {exclude}")
+        examples = input_dict.get(standard_component_specs.EXAMPLES_KEY) or []
+        if spec.task == TaskType.MULTICLASS and examples:
+            column = spec.label_columns[0]
+            check_classes_seen_in_training(column, label_counts(examples, column))
         identifiers = identifier_columns(schema, spec, _training_examples(input_dict))
         for name, reason in identifiers.items():
             logging.warning("Column '%s' is not used as a feature: %s", name, reason)

@@ -115,6 +115,7 @@ class TargetExporter:
         pruning = self.spec.deployment.pruning
         return {
             "exported": True,
+            "task": self.spec.task.value,
             "metric": self.spec.metric.name,
             "higher_is_better": self.spec.metric.higher_is_better,
             "tolerance": self.spec.deployment.parity.tolerance,

@@ -9,7 +9,7 @@ category and OOV buckets:
     index 1 .. V      the V vocabulary entries, most frequent first
     index V+1 .. V+B  B out-of-vocabulary buckets (values never seen in training)
 
-Every transformed feature is a `[batch, 1]` tensor. Labels pass through with the dtype their task needs.
+Every transformed feature is a `[batch, 1]` tensor. Labels become what their task needs (`prepare_label`).
 """
 
 from __future__ import annotations
@@ -127,17 +127,27 @@ def index_categorical(
 def prepare_label(
     column: tf.Tensor | tf.SparseTensor, task: TaskType, positive_class: str | None = None
 ) -> tf.Tensor:
-    """Class ids (int64) for classification, float32 for regression. A binary label written as text is 1
-    for its positive value (`positive_class`, else the one of yes/true/1/y/t, any case), 0 otherwise;
-    CuratedSchemaGen has checked that it holds two values and that the positive one is known."""
+    """What the model learns: float32 for regression; int64 class ids otherwise.
+
+    - binary, multilabel column: 1 for the positive value, 0 otherwise. Text is folded (case, spaces):
+      the positive value is `positive_class` (binary), else the one of yes/true/1/y/t; CuratedSchemaGen
+      has checked that a text column holds two values and that the positive one is known.
+    - multiclass: the index of the value (text or integer) in the label vocabulary TF Transform learns
+      on the training split, most frequent class first; the vocabulary is the model's class list.
+      CuratedSchemaGen has checked that eval and test hold no class the training split lacks.
+    """
     values, _ = _values_and_presence(column, tf.zeros([], column.dtype))
-    if task == TaskType.BINARY and column.dtype == tf.string:
-        folded = tf.strings.lower(tf.strings.strip(values))
-        positives = [positive_class.strip().lower()] if positive_class is not None else list(POSITIVE_WORDS)
-        is_positive = tf.reduce_any(tf.equal(folded[:, None], tf.constant(positives)[None, :]), axis=1)
-        return tf.reshape(tf.cast(is_positive, tf.int64), [-1, 1])
     if task == TaskType.REGRESSION:
         return tf.reshape(tf.cast(values, tf.float32), [-1, 1])
     if task == TaskType.MULTICLASS:
-        tft.vocabulary(tf.strings.as_string(values), vocab_filename=LABEL_CLASSES_VOCABULARY)
+        index = tft.compute_and_apply_vocabulary(
+            _as_text(values), vocab_filename=LABEL_CLASSES_VOCABULARY, default_value=-1
+        )
+        return tf.reshape(index, [-1, 1])
+    if column.dtype == tf.string:
+        folded = tf.strings.lower(tf.strings.strip(values))
+        chosen = positive_class if task == TaskType.BINARY else None
+        positives = [chosen.strip().lower()] if chosen is not None else list(POSITIVE_WORDS)
+        is_positive = tf.reduce_any(tf.equal(folded[:, None], tf.constant(positives)[None, :]), axis=1)
+        return tf.reshape(tf.cast(is_positive, tf.int64), [-1, 1])
     return tf.reshape(tf.cast(values, tf.int64), [-1, 1])

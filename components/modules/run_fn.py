@@ -42,8 +42,7 @@ def feature_inputs(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> list
 def output_count(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> int:
     """Units of the last layer: classes for multiclass, labels for multilabel, else 1."""
     if spec.task == TaskType.MULTICLASS:
-        classes = tft_output.vocabulary_by_name(LABEL_CLASSES_VOCABULARY)
-        return max(int(c) for c in classes) + 1
+        return len(tft_output.vocabulary_by_name(LABEL_CLASSES_VOCABULARY))
     if spec.task == TaskType.MULTILABEL:
         return len(spec.label_columns)
     return 1

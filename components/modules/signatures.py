@@ -1,6 +1,8 @@
-"""The exported SavedModel's two signatures.
+"""The exported SavedModel's signatures.
 
-- `serving_default`: serialized tf.Example in (what TF Serving clients send), TF Transform's graph, model.
+- `serving_default`: serialized tf.Example in (what TF Serving clients send), TF Transform's graph, model;
+  a classifier also returns classify-style `scores`, `classes` and `predicted_class` (class names as the
+  data writes them, also saved as `assets.extra/class_names.json`).
 - `serving_raw`: one `[None, 1]` tensor per feature (float32 for numeric, string for categorical);
   NaN or "" marks a missing value. The transform runs inside the graph with in-graph lookup tables
   (no vocabulary files), which is what TFLite and TF.js can convert and run.
@@ -12,6 +14,8 @@ by transforming probe rows (see `probe_numeric_maps`). Tests check that both sig
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,13 +24,23 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components.core.artifacts import (
+    CLASS_NAMES_FILE,
+    CLASSES_KEY,
+    PREDICTED_CLASS_KEY,
     PREDICTIONS_KEY,
     RAW_SIGNATURE,
+    SCORES_KEY,
     SERVING_SIGNATURE,
     TRANSFORMED_LABELS_SIGNATURE,
+    binary_class_names_in,
 )
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
-from components.modules.preprocessing_fn import MISSING_INDEX, resolve_kind, vocabulary_name
+from components.modules.preprocessing_fn import (
+    LABEL_CLASSES_VOCABULARY,
+    MISSING_INDEX,
+    resolve_kind,
+    vocabulary_name,
+)
 
 
 @dataclass(frozen=True)
@@ -170,12 +184,41 @@ def model_variables(saved_model) -> list[tf.Variable]:
     return list(saved_model.signatures[RAW_SIGNATURE].variables)
 
 
+def class_names(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> list[str] | None:
+    """The names of a classifier's outputs, in order, as the data writes them; None for regression.
+
+    binary: [negative, positive] ("0", "1" for a 0/1 label); multiclass: the label vocabulary TF
+    Transform learnt (class id = position); multilabel: the label columns.
+    """
+    if spec.task == TaskType.BINARY:
+        return binary_class_names_in(tft_output.raw_metadata.schema, spec) or ["0", "1"]
+    if spec.task == TaskType.MULTICLASS:
+        vocabulary = tft_output.vocabulary_by_name(LABEL_CLASSES_VOCABULARY)
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in vocabulary]
+    if spec.task == TaskType.MULTILABEL:
+        return list(spec.label_columns)
+    return None
+
+
 def named_outputs(predictions: tf.Tensor, spec: ProblemSpec) -> dict[str, tf.Tensor]:
     """`predictions`, and for a multilabel task also one `[None, 1]` output named after each label."""
     outputs = {PREDICTIONS_KEY: predictions}
     if spec.task == TaskType.MULTILABEL:
         for index, label in enumerate(spec.label_columns):
             outputs[label] = predictions[:, index : index + 1]
+    return outputs
+
+
+def classify_outputs(predictions: tf.Tensor, spec: ProblemSpec, names: list[str]) -> dict[str, tf.Tensor]:
+    """TF Serving's classify-style outputs: `scores` and `classes` [n, K], and `predicted_class` [n]
+    (binary: the positive class when its probability is at least 0.5)."""
+    scores = (
+        tf.concat([1.0 - predictions, predictions], axis=1) if spec.task == TaskType.BINARY else predictions
+    )
+    table = tf.constant(names, tf.string)
+    outputs = {SCORES_KEY: scores, CLASSES_KEY: tf.tile(table[None, :], [tf.shape(scores)[0], 1])}
+    if spec.task != TaskType.MULTILABEL:
+        outputs[PREDICTED_CLASS_KEY] = tf.gather(table, tf.argmax(scores, axis=1))
     return outputs
 
 
@@ -188,6 +231,7 @@ def save_with_signatures(
     raw_spec = tft_output.raw_feature_spec()
     feature_names = list(model.raw_transform.kinds)
     parse_spec = {name: raw_spec[name] for name in feature_names}
+    names = class_names(spec, tft_output)
 
     # AutoGraph is off: these functions have no tensor-dependent Python control flow, and
     # converting Keras' call path costs many seconds at every export.
@@ -195,7 +239,11 @@ def save_with_signatures(
     def serve_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(serialized, parse_spec)
         transformed = model.tft_layer(parsed)
-        return named_outputs(model({name: transformed[name] for name in feature_names}), spec)
+        predictions = model({name: transformed[name] for name in feature_names})
+        outputs = named_outputs(predictions, spec)
+        if names is not None:
+            outputs.update(classify_outputs(predictions, spec, names))
+        return outputs
 
     @tf.function(autograph=False)
     def serve_raw(**raw: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -220,3 +268,7 @@ def save_with_signatures(
     # the converters, the gate) calls its signatures, and re-tracing every layer through AutoGraph
     # for Keras' revival costs seconds at every export.
     model.save(export_dir, save_format="tf", signatures=signatures, save_traces=False)
+    if names is not None:
+        tf.io.gfile.makedirs(os.path.dirname(os.path.join(export_dir, CLASS_NAMES_FILE)))
+        with tf.io.gfile.GFile(os.path.join(export_dir, CLASS_NAMES_FILE), "w") as handle:
+            handle.write(json.dumps(names))

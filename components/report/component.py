@@ -26,6 +26,7 @@ class StakeholderReportGenSpec(ComponentSpec):
         "schema": ChannelParameter(type=standard_artifacts.Schema, optional=True),
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
+        "model": ChannelParameter(type=standard_artifacts.Model, optional=True),
         "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
         "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
         "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
@@ -60,6 +61,7 @@ class StakeholderReportGen(base_component.BaseComponent):
         code_version: str,
         tuner_results: types.BaseChannel | None = None,
         schema: types.BaseChannel | None = None,
+        model: types.BaseChannel | None = None,
     ):
         super().__init__(
             spec=StakeholderReportGenSpec(
@@ -67,6 +69,7 @@ class StakeholderReportGen(base_component.BaseComponent):
                 schema=schema,
                 examples=examples,
                 transform_graph=transform_graph,
+                model=model,
                 model_run=model_run,
                 evaluation=evaluation,
                 blessing=blessing,

@@ -14,6 +14,7 @@ from absl import logging
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
+from tfx.utils import path_utils
 
 from components.core import artifacts, evaluation
 from components.core.artifacts import REPORT_DATA_FILE, REPORT_FILE, REPORT_KEY, problem_spec
@@ -243,11 +244,21 @@ class ReportBuilder:
     def confusion(self) -> dict | None:
         if self.spec.task == TaskType.REGRESSION:
             return None
-        names = self.spec.label_columns if self.spec.task == TaskType.MULTILABEL else None
+        names = self.class_names()
+        return metrics.confusion_matrix(self.task, self.labels, self.predictions, class_names=names)
+
+    def class_names(self) -> list[str] | None:
+        """The names the model gives its outputs (saved with it); for older models, what the schema says."""
+        model_uri = _uri(self.inputs, "model")
+        names = artifacts.read_class_names(path_utils.serving_model_path(model_uri)) if model_uri else None
+        if names is not None:
+            return names
+        if self.spec.task == TaskType.MULTILABEL:
+            return self.spec.label_columns
         schema = _uri(self.inputs, "schema")
         if self.spec.task == TaskType.BINARY and schema:
-            names = artifacts.binary_class_names(schema, self.spec)
-        return metrics.confusion_matrix(self.task, self.labels, self.predictions, class_names=names)
+            return artifacts.binary_class_names(schema, self.spec)
+        return None
 
     def failures(self) -> list[dict]:
         found = metrics.confident_failures(self.task, self.labels, self.predictions, k=10)

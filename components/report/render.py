@@ -414,7 +414,11 @@ def _thresholds_section(data: dict) -> str:
         )
         for row in table
     ]
-    note = "Raising the threshold flags fewer rows: fewer false alarms, more missed positives."
+    names = (data.get("confusion_matrix") or {}).get("labels") or ["0", "1"]
+    note = (
+        f"A flagged row is predicted '{names[1]}' (the positive class), the others '{names[0]}'. "
+        "Raising the threshold flags fewer rows: fewer false alarms, more missed positives."
+    )
     return _section(
         "thresholds",
         "Choosing a decision threshold",

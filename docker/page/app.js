@@ -53,6 +53,18 @@ async function predict(model, features) {
   return values;
 }
 
+// The prediction in the user's classes, from the task and class names the manifest lists: binary ->
+// one probability, of the positive (second) class; multiclass -> one per class, the most probable
+// named first; multilabel -> one per label; regression -> the value.
+function describe(values, task, classes) {
+  if (!classes || task === 'regression') return { text: values.map((v) => v.toFixed(6)).join(', ') };
+  const scores = task === 'binary' ? [1 - values[0], values[0]] : values;
+  const listed = classes.map((name, i) => `${name} ${scores[i].toFixed(4)}`).join(', ');
+  if (task === 'multilabel') return { text: listed };
+  const best = scores.indexOf(Math.max(...scores));
+  return { text: `${classes[best]} (${listed})`, predicted: classes[best] };
+}
+
 async function main() {
   document.getElementById('model-name').textContent = modelName;
   const current = await (await fetch(`serving/${modelName}/current.json`, { cache: 'no-store' })).json();
@@ -72,7 +84,10 @@ async function main() {
     output.classList.remove('error');
     try {
       const values = await predict(model, features);
-      output.value = values.map((v) => v.toFixed(6)).join(', ');
+      const shown = describe(values, current.manifest.task, current.manifest.classes);
+      output.dataset.scores = JSON.stringify(values);
+      output.dataset.predictedClass = shown.predicted || '';
+      output.value = shown.text;
     } catch (error) {
       output.classList.add('error');
       output.value = `error: ${error.message}`;

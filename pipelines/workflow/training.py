@@ -215,6 +215,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         schema=schema_gen.outputs["schema"],
         examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
+        model=trainer.outputs["model"],
         model_run=trainer.outputs["model_run"],
         evaluation=evaluator.outputs["evaluation"],
         blessing=gate.outputs[BASELINE_BLESSING_KEY],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 import pytest
 import tensorflow as tf
@@ -15,6 +17,7 @@ from components.curated_schema_gen.executor import (
     ConstantLabelError,
     LabelValuesError,
     MissingColumnError,
+    check_classes_seen_in_training,
     check_labels_vary,
     curate_schema,
     identifier_columns,
@@ -155,12 +158,49 @@ def test_a_binary_text_label_needs_two_values_and_a_known_positive_one():
         check_labels_vary(label_stats(["no"] * 40), binary_spec())
 
 
-def test_a_text_label_of_another_task_is_named_not_crashed_on():
-    spec = binary_spec(
+def multiclass_spec():
+    return binary_spec(
         task=TaskType.MULTICLASS, metric=load_spec(TAXI_SPEC).metric.model_copy(update={"name": "accuracy"})
     )
-    with pytest.raises(LabelValuesError, match="multiclass labels written as names are not read yet"):
-        check_labels_vary(label_stats(["red", "green", "blue"] * 20), spec)
+
+
+def test_a_multiclass_label_of_class_names_stays_text_in_the_schema():
+    stats = label_stats(["setosa", "versicolor", "virginica"] * 20)
+    check_labels_vary(stats, multiclass_spec())
+    label = by_name(curate_schema(tfdv.infer_schema(stats, infer_feature_shape=True), multiclass_spec()))[
+        "outcome"
+    ]
+    assert label.type == schema_pb2.BYTES and label.presence.min_fraction == 1.0
+    with pytest.raises(ConstantLabelError, match="single value 'setosa'"):
+        check_labels_vary(label_stats(["setosa"] * 40), multiclass_spec())
+
+
+def test_multiclass_integer_labels_need_not_be_class_ids():
+    stats = tfdv.generate_statistics_from_dataframe(
+        pd.DataFrame({"fare": range(60), "outcome": [3, 5, 8] * 20})
+    )
+    label = by_name(curate_schema(tfdv.infer_schema(stats, infer_feature_shape=True), multiclass_spec()))[
+        "outcome"
+    ]
+    assert label.type == schema_pb2.INT and not label.HasField("int_domain")
+
+
+def test_a_multilabel_column_says_yes_or_no():
+    spec = binary_spec(label=["outcome"], task=TaskType.MULTILABEL, metric=load_spec(TAXI_SPEC).metric)
+    check_labels_vary(label_stats(["Yes", "no"] * 20), spec)
+    check_labels_vary(label_stats(["TRUE", "false"] * 20), spec)
+    with pytest.raises(LabelValuesError, match="says yes or no to its label: write it as 1/0"):
+        check_labels_vary(label_stats(["red", "blue"] * 20), spec)
+
+
+def test_a_class_that_training_never_saw_is_named_with_its_split_and_rows():
+    seen = {"train": Counter({"Cash": 90, "Credit Card": 40}), "eval": Counter({"Cash": 9, "Prcard": 1})}
+    check_classes_seen_in_training("payment_type", {"train": seen["train"], "eval": Counter({"Cash": 3})})
+    with pytest.raises(
+        LabelValuesError,
+        match=r"label column 'payment_type': class 'Prcard' \(1 row in eval\) never appears in the train",
+    ):
+        check_classes_seen_in_training("payment_type", seen)
 
 
 def test_a_binary_text_label_keeps_its_values_in_the_schema(tmp_path):

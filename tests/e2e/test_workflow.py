@@ -4,6 +4,7 @@ and statistical power, the evaluation protocol around the test split, tuning, an
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -19,7 +20,13 @@ from pipelines.ops.cli import run_training
 from pipelines.paths import RunPaths
 from pipelines.workflow import training
 from tests.helpers.data import ARTIFACTS
-from tests.helpers.pipeline_runs import output_uri, serving_snapshot, versions, write_taxi_spec
+from tests.helpers.pipeline_runs import (
+    output_uri,
+    served_classes,
+    serving_snapshot,
+    versions,
+    write_taxi_spec,
+)
 from tests.helpers.sklearn_tables import write_task
 
 pytestmark = pytest.mark.e2e
@@ -74,6 +81,12 @@ def test_binary_task_is_tuned_by_iterated_kfold_and_beats_its_dumb_baseline(bina
     assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths)
     report = json.loads((output_uri(paths, spec, "Report", "report") / REPORT_DATA_FILE).read_text())
     assert report["confusion_matrix"]["labels"] == ["benign", "malignant"]
+    with open(spec.data.source, newline="") as handle:
+        rows = list(csv.DictReader(handle))[:20]
+    served = served_classes(paths, spec, rows)["outputs"]
+    assert all(row == ["benign", "malignant"] for row in served["classes"])
+    positive = [p[0] >= 0.5 for p in served["predictions"]]
+    assert served["predicted_class"] == ["malignant" if p else "benign" for p in positive]
 
 
 @pytest.mark.xdist_group("workflow-binary")
@@ -128,6 +141,30 @@ def test_each_task_type_trains_from_its_spec_and_beats_its_dumb_baseline(other_t
         assert run.identifier_columns == {}
         assert report["confusion_matrix"] is not None
         assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths)
+        assert_served_outputs_speak_the_tables_classes(spec, paths, report)
+
+
+def assert_served_outputs_speak_the_tables_classes(spec, paths, report) -> None:
+    """serving_default returns classify-style scores and class names as the table writes them; the
+    manifest lists the same names; the report's confusion matrix uses them."""
+    with open(spec.data.source, newline="") as handle:
+        rows = list(csv.DictReader(handle))[:40]
+    served = served_classes(paths, spec, rows)
+    outputs, classes = served["outputs"], served["manifest_classes"]
+    if spec.task.value == "multiclass":
+        assert sorted(classes) == ["setosa", "versicolor", "virginica"]
+        assert report["confusion_matrix"]["labels"] == classes
+        assert all(row == classes for row in outputs["classes"])
+        np.testing.assert_allclose(outputs["scores"], outputs["predictions"])
+        predicted = [classes[i] for i in np.argmax(outputs["predictions"], axis=1)]
+        assert outputs["predicted_class"] == predicted
+        # Iris is easy: the served class names match the table's own on nearly every row.
+        agree = np.mean([p == row["species"] for p, row in zip(predicted, rows, strict=True)])
+        assert agree >= 0.8, agree
+    else:
+        assert classes == spec.label_columns and "predicted_class" not in outputs
+        assert all(row == spec.label_columns for row in outputs["classes"])
+        assert set(report["confusion_matrix"]["per_label"]) == set(spec.label_columns)
 
 
 def assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths) -> None:

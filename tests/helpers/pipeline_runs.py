@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from components.core.sources import write_table
@@ -131,3 +132,31 @@ def serve_taxi(folder: Path, header: list[str], rows: list[dict[str, str]]) -> S
     summary = results.latest_run(paths.metadata_path, pipeline_name(spec))
     gate = Path(summary.outputs["DumbBaselineGate"]["test_predictions"][0])
     return ServedRun(spec_path, source, spec, paths, summary, done.stdout, versions(paths.serving_dir), gate)
+
+
+def served_classes(paths, spec, rows: list[dict[str, str]]) -> dict:
+    """The pushed version's serving_default on `rows` (CSV cells as text, typed as the run's raw schema):
+    its outputs as Python lists (text decoded), and the class names its manifest lists."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from components.core.artifacts import SERVING_SIGNATURE
+    from components.core.models_config import read_manifest
+    from components.scoring.examples import to_tf_example
+
+    raw_spec = tft.TFTransformOutput(
+        str(output_uri(paths, spec, "Transform", "transform_graph"))
+    ).raw_feature_spec()
+    version_dir = paths.serving_dir / versions(paths.serving_dir)[-1]
+    signature = tf.saved_model.load(str(version_dir)).signatures[SERVING_SIGNATURE]
+    outputs = signature(examples=tf.constant([to_tf_example(row, raw_spec) for row in rows]))
+
+    def plain(value: tf.Tensor) -> list:
+        if value.dtype == tf.string:
+            return np.char.decode(value.numpy().astype(bytes), "utf-8").tolist()
+        return value.numpy().tolist()
+
+    return {
+        "outputs": {name: plain(value) for name, value in outputs.items()},
+        "manifest_classes": read_manifest(str(version_dir)).get("classes"),
+    }

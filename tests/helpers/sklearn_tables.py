@@ -1,11 +1,11 @@
 """Small real tables that ship with scikit-learn (offline), written as CSV with a spec for each task type.
 
 - binary: breast cancer (569 tumours, the label written `malignant` or `benign`)
-- multiclass: wine (178 wines, three cultivars)
+- multiclass: iris (150 flowers, the label written `setosa`, `versicolor` or `virginica`)
 - regression: diabetes (442 patients, disease progression after one year), with a patient id column
-- multilabel: the diabetes patients with three yes/no labels from real columns: progression above its
-  median, triglycerides (s5) above its median, blood pressure above its median; s5 and bp are then not
-  features.
+- multilabel: the diabetes patients with three labels from real columns, written as exports write flags
+  (`yes`/`no`, `True`/`False`, `1`/`0`): progression above its median, triglycerides (s5) above its
+  median, blood pressure above its median; s5 and bp are then not features.
 """
 
 from __future__ import annotations
@@ -57,10 +57,10 @@ def table(task: str) -> tuple[dict[str, np.ndarray], str | list[str], str]:
         columns["diagnosis"] = np.asarray(data.target_names)[data.target]
         return columns, "diagnosis", "auc"
     if task == "multiclass":
-        data = datasets.load_wine()
+        data = datasets.load_iris()
         columns = {_column_name(n): data.data[:, i] for i, n in enumerate(data.feature_names)}
-        columns["cultivar"] = data.target.astype(int)
-        return columns, "cultivar", "accuracy"
+        columns["species"] = np.asarray(data.target_names)[data.target]
+        return columns, "species", "accuracy"
     data = datasets.load_diabetes(scaled=False)
     columns = {_column_name(n): data.data[:, i] for i, n in enumerate(data.feature_names)}
     if task == "regression":
@@ -76,7 +76,13 @@ def table(task: str) -> tuple[dict[str, np.ndarray], str | list[str], str]:
             "high_triglycerides": columns.pop("s5") > np.median(data.data[:, 8]),
             "high_blood_pressure": columns.pop("bp") > np.median(data.data[:, 3]),
         }
-        columns.update({name: flags.astype(int) for name, flags in labels.items()})
+        written = (np.array(["no", "yes"]), np.array(["False", "True"]), np.array([0, 1]))
+        columns.update(
+            {
+                name: words[flags.astype(int)]
+                for (name, flags), words in zip(labels.items(), written, strict=True)
+            }
+        )
         return columns, list(labels), "auc"
     raise ValueError(f"no table for task {task!r}")
 

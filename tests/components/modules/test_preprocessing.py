@@ -14,6 +14,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from components.core.spec import ProblemSpec, TaskType
 from components.modules.preprocessing_fn import (
+    LABEL_CLASSES_VOCABULARY,
     MISSING_INDEX,
     prepare_label,
     preprocessing_fn,
@@ -167,3 +168,34 @@ def test_a_binary_label_written_as_text_becomes_0_or_1():
     names = tf.constant(["malignant", "benign", "Malignant"])
     assert prepare_label(names, TaskType.BINARY, "malignant").numpy().ravel().tolist() == [1, 0, 1]
     assert prepare_label(tf.constant([1, 0]), TaskType.BINARY).numpy().ravel().tolist() == [1, 0]
+
+
+def multiclass_labels(values: list, dtype: tf.DType) -> tuple[list[int], list[str]]:
+    """(class ids, label vocabulary) TF Transform gives a multiclass label column."""
+    schema = schema_utils.schema_from_feature_spec({"species": tf.io.FixedLenFeature([1], dtype)})
+    data = [{"species": [v.encode() if isinstance(v, str) else v]} for v in values]
+    with tempfile.TemporaryDirectory() as temp, tft_beam.Context(temp_dir=temp):
+        (transformed, _), transform_fn = (
+            data,
+            dataset_metadata.DatasetMetadata(schema),
+        ) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: {"species": prepare_label(inputs["species"], TaskType.MULTICLASS)}
+        )
+        output = tempfile.mkdtemp()
+        _ = transform_fn | tft_beam.WriteTransformFn(output)
+    vocabulary = tft.TFTransformOutput(output).vocabulary_by_name(LABEL_CLASSES_VOCABULARY)
+    return [int(row["species"][0]) for row in transformed], [v.decode() for v in vocabulary]
+
+
+def test_multiclass_labels_by_name_or_any_integer_get_class_ids_from_the_training_vocabulary():
+    ids, classes = multiclass_labels(["virginica", "setosa", "setosa", "versicolor", "setosa"], tf.string)
+    assert classes[0] == "setosa"  # most frequent first
+    assert sorted(classes) == ["setosa", "versicolor", "virginica"]
+    assert [classes[i] for i in ids] == ["virginica", "setosa", "setosa", "versicolor", "setosa"]
+    ids, classes = multiclass_labels([8, 3, 5, 3], tf.int64)  # wine quality: not 0..K-1
+    assert [classes[i] for i in ids] == ["8", "3", "5", "3"] and len(classes) == 3
+
+
+def test_a_multilabel_column_of_yes_no_becomes_0_or_1():
+    column = tf.constant(["yes", "No", "TRUE", "false"])
+    assert prepare_label(column, TaskType.MULTILABEL).numpy().ravel().tolist() == [1, 0, 1, 0]
