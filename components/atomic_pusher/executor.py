@@ -93,7 +93,16 @@ def build_manifest(
         manifest["targets"] = [{"target": "serving", "variant": "savedmodel", "path": "", "pushed": True}]
         manifest["note"] = "no device targets were built for this model"
         return manifest
-    for key in ("task", "metric", "higher_is_better", "tolerance", "test_rows", "latency_calls", "sparsity", "spans"):
+    for key in (
+        "task",
+        "metric",
+        "higher_is_better",
+        "tolerance",
+        "test_rows",
+        "latency_calls",
+        "sparsity",
+        "spans",
+    ):
         manifest[key] = targets.get(key)
     manifest["targets"] = [{**t, "pushed": bool(t["passed"])} for t in targets["targets"]]
     return manifest

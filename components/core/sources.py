@@ -56,12 +56,18 @@ def matching_files(pattern: str) -> list[str]:
     return files
 
 
-def read_header(pattern: str, table_format: CsvFormat = DEFAULT_FORMAT) -> list[str]:
-    """The CSV header shared by every file the pattern matches."""
+def read_header(
+    pattern: str, table_format: CsvFormat = DEFAULT_FORMAT, file_format: str = "csv"
+) -> list[str]:
+    """The columns shared by every file the pattern matches: a CSV's header, a Parquet file's schema,
+    the features of a TFRecord file's first tf.Example."""
     files = matching_files(pattern)
-    header = _header_of(files[0], table_format)
+    read = {"csv": lambda path: _header_of(path, table_format), "parquet": _parquet_columns}.get(
+        file_format, _tfrecord_columns
+    )
+    header = read(files[0])
     for other in files[1:]:
-        if _header_of(other, table_format) != header:
+        if read(other) != header:
             raise SourceError(f"'{other}' has other columns than '{files[0]}'; all files need one header")
     return header
 
@@ -77,6 +83,31 @@ def _header_of(path: str, table_format: CsvFormat) -> list[str]:
     if duplicates:
         raise SourceError(f"'{path}' repeats the column(s) {', '.join(duplicates)}; names must be unique")
     return header
+
+
+def _parquet_columns(path: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several kinds for a file that is not Parquet
+        raise SourceError(f"'{path}' is not a Parquet file ({error}); check data.format") from None
+
+
+def _tfrecord_columns(path: str) -> list[str]:
+    """The features of the first tf.Example in a TFRecord file (gzip-compressed when it ends in .gz)."""
+    import tensorflow as tf
+
+    compression = "GZIP" if path.endswith(".gz") else ""
+    try:
+        first = next(iter(tf.data.TFRecordDataset(path, compression_type=compression).take(1)), None)
+        if first is None:
+            raise SourceError(f"'{path}' holds no record; a TFRecord source needs tf.Examples")
+        return sorted(tf.train.Example.FromString(first.numpy()).features.feature)
+    except (tf.errors.OpError, ValueError) as error:
+        raise SourceError(
+            f"'{path}' is not a TFRecord file of tf.Examples ({type(error).__name__}); check data.format"
+        ) from None
 
 
 def read_table(path: Path | str) -> tuple[list[str], list[dict[str, str]]]:

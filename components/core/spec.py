@@ -79,7 +79,11 @@ class DataSpec(_Strict):
         description="CSV path or glob; relative to the spec file, or pkg://package/path. "
         "With {SPAN} in it (e.g. ../data/landing/taxi/span-{SPAN}/*.csv) the data arrives in spans."
     )
-    format: Literal["csv"] = "csv"
+    format: Literal["csv", "parquet", "tfrecord"] = Field(
+        "csv",
+        description="csv (plain or .gz); parquet; tfrecord (tf.Examples, plain or .gz). Spans ({SPAN}) "
+        "and the drift check read CSV",
+    )
     window_spans: PositiveInt = Field(4, description="train on the newest N spans (spanned sources)")
     delimiter: Literal[",", ";", "\t", "|"] | None = Field(
         None, description="what separates the cells; detected from each file's first lines when omitted"
@@ -95,6 +99,15 @@ class DataSpec(_Strict):
         if source.count(SPAN_TOKEN) > 1:
             raise ValueError(f"'{source}' holds {SPAN_TOKEN} more than once; use it once, in a folder name")
         return source
+
+    @model_validator(mode="after")
+    def _spans_are_csv(self) -> DataSpec:
+        if self.spanned and self.format != "csv":
+            raise ValueError(
+                f"format {self.format} with {SPAN_TOKEN}: spans and their drift check read CSV files only; "
+                "land the spans as CSV"
+            )
+        return self
 
     @property
     def spanned(self) -> bool:
@@ -464,7 +477,7 @@ def check_against_data(spec: ProblemSpec, path: Path) -> None:
     if spec.data.spanned and not sources.glob_files(spec.data.source_glob):
         return  # nothing has landed yet; each span is checked by the monitoring DAG when it lands
     try:
-        columns = sources.read_header(spec.data.source_glob, spec.data.csv_format)
+        columns = sources.read_header(spec.data.source_glob, spec.data.csv_format, spec.data.format)
     except sources.SourceError as error:
         raise SpecError(f"{path}: field 'data.source': {error}") from None
     known = set(columns)

@@ -117,10 +117,15 @@ def _describe_data(spec: ProblemSpec) -> None:
     files = sources.glob_files(spec.data.source_glob)
     if not files:
         return
-    delimiter = spec.data.csv_format.delimiter_of(files[-1])
-    how = "from the spec" if spec.data.delimiter else "detected"
-    print(f"  data:     {len(files)} file(s), {tables.describe_delimiter(delimiter)} ({how})")
-    unused = spec.unused_columns(sources.read_header(spec.data.source_glob, spec.data.csv_format))
+    if spec.data.format == "csv":
+        delimiter = spec.data.csv_format.delimiter_of(files[-1])
+        how = "from the spec" if spec.data.delimiter else "detected"
+        print(f"  data:     {len(files)} file(s), {tables.describe_delimiter(delimiter)} ({how})")
+    else:
+        print(f"  data:     {len(files)} {spec.data.format} file(s)")
+    unused = spec.unused_columns(
+        sources.read_header(spec.data.source_glob, spec.data.csv_format, spec.data.format)
+    )
     if unused:
         print(
             f"warning: column(s) {', '.join(unused)} are in the data but neither features, label nor "

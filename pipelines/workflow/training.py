@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfx.components import Evaluator, StatisticsGen, Trainer, Transform
+from tfx.dsl.components.base import base_component
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
@@ -30,6 +31,7 @@ from components.core.spec import ProblemSpec
 from components.curated_schema_gen import CuratedSchemaGen
 from components.dumb_baseline_gate import DumbBaselineGate
 from components.model_exporter import ModelExporter
+from components.parquet_example_gen import ParquetExampleGen
 from components.protocol_tuner import ProtocolTuner
 from components.report import StakeholderReportGen
 from components.resolvers.newest_spans import (
@@ -89,6 +91,19 @@ class RunParameters:
         return {name: str(value) for name, value in chosen.items() if value is not None}
 
 
+def example_gen_for(spec: ProblemSpec, **config) -> base_component.BaseComponent:
+    """The ExampleGen of the spec's data.format: CheckedCsvExampleGen for CSV (formats, strict checks),
+    ParquetExampleGen, or TFX's ImportExampleGen for TFRecord files of tf.Examples. The node id stays
+    CsvExampleGen for CSV (what earlier runs' metadata and caches know it by)."""
+    if spec.data.format == "parquet":
+        return ParquetExampleGen(**config).with_id("ParquetExampleGen")
+    if spec.data.format == "tfrecord":
+        from tfx.components import ImportExampleGen
+
+        return ImportExampleGen(**config).with_id("ImportExampleGen")
+    return CheckedCsvExampleGen(csv_format=spec.data.csv_format, **config).with_id("CsvExampleGen")
+
+
 def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = RunParameters()) -> list:
     """The components of the training pipeline, wired in workflow order.
 
@@ -97,7 +112,8 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
     """
     location = input_location(spec.data.source)
     buckets = spec.split.hash_buckets()
-    example_gen = CheckedCsvExampleGen(
+    example_gen = example_gen_for(
+        spec,
         input_base=location.base,
         input_config=example_gen_pb2.Input(
             splits=[example_gen_pb2.Input.Split(name="all", pattern=location.pattern)]
@@ -107,8 +123,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
                 splits=[example_gen_pb2.SplitConfig.Split(name=s, hash_buckets=buckets[s]) for s in SPLITS]
             )
         ),
-        csv_format=spec.data.csv_format,
-    ).with_id("CsvExampleGen")
+    )
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = CuratedSchemaGen(
         statistics=statistics_gen.outputs["statistics"],

@@ -160,3 +160,54 @@ def served_classes(paths, spec, rows: list[dict[str, str]]) -> dict:
         "outputs": {name: plain(value) for name, value in outputs.items()},
         "manifest_classes": read_manifest(str(version_dir)).get("classes"),
     }
+
+
+def page_predictions(serving_dir: Path, inputs: dict[str, np.ndarray]) -> list[tuple[str, list[float]]]:
+    """Each row of `inputs` (raw-signature arrays) typed into the TF.js page of the model served from
+    `serving_dir`, in headless Chromium: (the class the page names, "" for none; its probabilities).
+    Checks that the page loaded the version in service and asked nothing beyond the loopback server."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    from components.core.models_config import read_current
+    from pipelines.ops import page_server
+    from tests.helpers.data import ARTIFACTS
+
+    server = page_server.start(serving_dir.parent)
+    port = server.server_address[1]
+    outside: list[str] = []
+    shown = []
+    try:
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            page = browser.new_page()
+            page.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)
+            page.goto(f"http://127.0.0.1:{port}/index.html?model={serving_dir.name}")
+            page.wait_for_selector("#predict", timeout=60_000)
+            version = read_current(serving_dir.parent, serving_dir.name)["version"]
+            assert page.locator("#status").get_attribute("data-version") == str(version)
+            for index in range(len(next(iter(inputs.values())))):
+                for name, values in inputs.items():
+                    value = values[index, 0]
+                    text = "" if (isinstance(value, float | np.floating) and np.isnan(value)) else str(value)
+                    page.fill(f"#{name}", text)
+                page.evaluate("document.getElementById('prediction').value = 'waiting'")
+                page.click("#predict")
+                page.wait_for_function(
+                    "document.getElementById('prediction').value !== 'waiting'", timeout=30_000
+                )
+                output = page.locator("#prediction")
+                scores = output.get_attribute("data-scores")
+                assert scores, page.evaluate("document.getElementById('prediction').value")
+                shown.append((output.get_attribute("data-predicted-class") or "", json.loads(scores)))
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"tfjs-page-{serving_dir.name}.png"), full_page=True)
+            browser.close()
+    finally:
+        server.shutdown()
+    assert outside == []  # no network beyond the loopback server
+    return shown
