@@ -98,12 +98,18 @@ def scale_numeric(column: tf.Tensor | tf.SparseTensor, options: PreprocessingSpe
     return tf.reshape(tf.math.divide_no_nan(filled - mean, std), [-1, 1])
 
 
+def as_text(values: tf.Tensor) -> tf.Tensor:
+    """Numbers as category names: integers as written ("7"); floats as `%g` writes them ("8" for 8.0,
+    "1.5"), so a Parquet file's float column of area codes reads as the codes."""
+    if values.dtype == tf.string:
+        return values
+    return tf.strings.as_string(values, shortest=values.dtype.is_floating)
+
+
 def _as_text(column: tf.Tensor | tf.SparseTensor) -> tf.Tensor | tf.SparseTensor:
-    if column.dtype == tf.string:
-        return column
     if isinstance(column, tf.SparseTensor):
-        return tf.SparseTensor(column.indices, tf.strings.as_string(column.values), column.dense_shape)
-    return tf.strings.as_string(column)
+        return tf.SparseTensor(column.indices, as_text(column.values), column.dense_shape)
+    return as_text(column)
 
 
 def index_categorical(

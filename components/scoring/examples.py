@@ -28,17 +28,25 @@ def to_tf_example(row: dict[str, str], raw_feature_spec: dict) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
+def _category(cell: str, dtype: tf.DType) -> str:
+    if dtype == tf.int64:
+        return str(int(float(cell)))
+    if dtype == tf.float32:
+        return format(float(np.float32(cell)), "g")  # what tf.strings.as_string(shortest=True) writes
+    return cell
+
+
 def to_raw_inputs(rows: list[dict[str, str]], input_dtypes: dict[str, tf.DType], raw_feature_spec: dict):
     """`[n, 1]` arrays for the raw-feature signature: float32 (NaN = missing) or text ("" = missing).
 
-    Integer columns used as categories are written the way TF Transform writes them ("7", not "7.0").
+    Number columns used as categories are written the way TF Transform writes them: integers "7", not
+    "7.0"; floats as `%g` writes them ("8" for 8.0, "1.5").
     """
     inputs = {}
     for name, dtype in input_dtypes.items():
         values = [row.get(name) for row in rows]
         if dtype == tf.string:
-            is_int = raw_feature_spec[name].dtype == tf.int64
-            text = ["" if _is_missing(v) else (str(int(float(v))) if is_int else v) for v in values]
+            text = ["" if _is_missing(v) else _category(v, raw_feature_spec[name].dtype) for v in values]
             inputs[name] = np.array(text, dtype=object).reshape(-1, 1)
         else:
             numbers = [math.nan if _is_missing(v) else float(v) for v in values]

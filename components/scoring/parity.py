@@ -16,6 +16,7 @@ from tfx.types import artifact_utils
 from components.core import evaluation
 from components.core.models_config import target_name
 from components.core.spec import ProblemSpec, TaskType
+from components.modules.preprocessing_fn import as_text
 
 TEST_SPLIT = "test"
 TRAIN_SPLIT = "train"
@@ -72,10 +73,8 @@ def raw_inputs(serialized: list[bytes], tft_output: tft.TFTransformOutput, input
     for name, dtype in input_dtypes.items():
         column = parsed[name]
         if isinstance(column, tf.SparseTensor):
-            if column.dtype.is_integer and dtype == tf.string:
-                column = tf.SparseTensor(
-                    column.indices, tf.strings.as_string(column.values), column.dense_shape
-                )
+            if column.dtype != tf.string and dtype == tf.string:
+                column = tf.SparseTensor(column.indices, as_text(column.values), column.dense_shape)
             missing = "" if dtype == tf.string else math.nan
             column = tf.sparse.to_dense(
                 tf.sparse.reset_shape(tf.cast(column, dtype) if dtype != tf.string else column, [count, 1]),

@@ -244,3 +244,55 @@ def test_positive_class_applies_to_binary_tasks_only(tmp_path):
     changes = {"task": "regression", "metric": {"name": "mse", "threshold": 1.0}, "positive_class": "yes"}
     message = error_for(write_spec(tmp_path, changes))
     assert "positive_class" in message and "applies to binary tasks, not regression" in message
+
+
+def write_examples(path: Path, rows: list[dict[str, float | str]]) -> Path:
+    """A gzip TFRecord file of tf.Examples, as an earlier pipeline or another tool writes them."""
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for row in rows:
+            feature = {
+                name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+                if isinstance(value, str)
+                else tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+                for name, value in row.items()
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return path
+
+
+def test_tfrecord_and_parquet_sources_are_checked_against_their_columns(tmp_path):
+    import pandas as pd
+
+    from pipelines.paths import RunPaths
+    from pipelines.workflow import training
+
+    rows = [{"fare": 4.5, "company": "Flash", "big_tipper": 1.0}] * 3
+    records = write_examples(tmp_path / "trips.tfrecord.gz", rows)
+    base = {
+        "label": "big_tipper",
+        "features": {"fare": "numeric", "company": "categorical"},
+        "exclude": [],
+        "evaluation": {},
+    }
+    spec = load_spec(write_spec(tmp_path, {**base, "data": {"source": str(records), "format": "tfrecord"}}))
+    components = {c.id: c for c in training.create_components(spec, RunPaths.for_spec(spec.name, tmp_path))}
+    assert type(components["ImportExampleGen"]).__name__ == "ImportExampleGen"
+    message = error_for(
+        write_spec(
+            tmp_path, {**base, "label": "tips", "data": {"source": str(records), "format": "tfrecord"}}
+        )
+    )
+    assert "column 'tips' is not in the data (columns: big_tipper, company, fare)" in message
+    pd.DataFrame(rows).to_parquet(tmp_path / "trips.parquet")
+    parquet = {"source": str(tmp_path / "trips.parquet"), "format": "parquet"}
+    spec = load_spec(write_spec(tmp_path, {**base, "data": parquet}))
+    components = {c.id: c for c in training.create_components(spec, RunPaths.for_spec(spec.name, tmp_path))}
+    assert type(components["ParquetExampleGen"]).__name__ == "ParquetExampleGen"
+    message = error_for(write_spec(tmp_path, {**base, "data": {"source": str(records), "format": "parquet"}}))
+    assert "is not a Parquet file" in message and "check data.format" in message
+    spanned = {"source": str(tmp_path / "span-{SPAN}" / "*.parquet"), "format": "parquet"}
+    assert "spans and their drift check read CSV files only" in error_for(
+        write_spec(tmp_path, {**base, "data": spanned})
+    )
