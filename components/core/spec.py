@@ -33,6 +33,7 @@ class TaskType(str, Enum):
 class FeatureKind(str, Enum):
     NUMERIC = "numeric"
     CATEGORICAL = "categorical"
+    DATETIME = "datetime"  # ISO-8601 text or Unix seconds: hour of day, day of week, month
     AUTO = "auto"  # inferred from the schema: text -> categorical, numbers -> numeric
 
 

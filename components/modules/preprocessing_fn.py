@@ -9,6 +9,8 @@ category and OOV buckets:
     index 1 .. V      the V vocabulary entries, most frequent first
     index V+1 .. V+B  B out-of-vocabulary buckets (values never seen in training)
 
+A date-time feature becomes three categories: its hour, weekday and month (`datetime_parts`).
+
 Every transformed feature is a `[batch, 1]` tensor. Labels become what their task needs (`prepare_label`).
 """
 
@@ -21,6 +23,7 @@ import tensorflow_transform as tft
 
 from components.core.artifacts import PROBLEM_SPEC_KEY
 from components.core.spec import POSITIVE_WORDS, FeatureKind, PreprocessingSpec, ProblemSpec, TaskType
+from components.modules import datetimes
 
 MISSING_INDEX = 0
 MISSING_TOKEN = "__blueprint_missing__"
@@ -51,8 +54,11 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     outputs: dict[str, tf.Tensor] = {}
     for name, kind in spec.feature_columns(list(inputs)).items():
         column = inputs[name]
-        if resolve_kind(kind, column.dtype) == FeatureKind.NUMERIC:
+        kind = resolve_kind(kind, column.dtype)
+        if kind == FeatureKind.NUMERIC:
             outputs[name] = scale_numeric(column, spec.preprocessing)
+        elif kind == FeatureKind.DATETIME:
+            outputs.update(datetime_parts(column, name))
         else:
             outputs[name] = index_categorical(column, name, spec.preprocessing)
     for label in spec.label_columns:
@@ -128,6 +134,21 @@ def index_categorical(
     values, present = _values_and_presence(text, MISSING_TOKEN)
     index = tft.apply_vocabulary(values, vocabulary, num_oov_buckets=options.vocabulary.oov_buckets)
     return tf.reshape(tf.where(present, index + 1, MISSING_INDEX), [-1, 1])
+
+
+def datetime_parts(column: tf.Tensor | tf.SparseTensor, name: str) -> dict[str, tf.Tensor]:
+    """A date-time column (ISO-8601 text or Unix seconds) as its hour, weekday and month categories
+    (`components/modules/datetimes.py`); text that is not a date-time counts as missing."""
+    values, present = _values_and_presence(column, tf.zeros([], column.dtype))
+    if column.dtype == tf.string:
+        seconds, valid = datetimes.seconds_from_text(values)
+        present = tf.logical_and(present, valid)
+    else:
+        seconds = tf.cast(tf.math.floor(tf.cast(values, tf.float64)), tf.int64)
+    return {
+        datetimes.part_name(name, part): tf.reshape(index, [-1, 1])
+        for part, index in datetimes.part_indices(seconds, present).items()
+    }
 
 
 def prepare_label(

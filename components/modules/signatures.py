@@ -3,9 +3,10 @@
 - `serving_default`: serialized tf.Example in (what TF Serving clients send), TF Transform's graph, model;
   a classifier also returns classify-style `scores`, `classes` and `predicted_class` (class names as the
   data writes them, also saved as `assets.extra/class_names.json`).
-- `serving_raw`: one `[None, 1]` tensor per feature (float32 for numeric, string for categorical);
-  NaN or "" marks a missing value. The transform runs inside the graph with in-graph lookup tables
-  (no vocabulary files), which is what TFLite and TF.js can convert and run.
+- `serving_raw`: one `[None, 1]` tensor per feature (float32 for numeric, string for categorical, int32
+  Unix seconds for a date-time); NaN, "" or `datetimes.MISSING_SECONDS` marks a missing value. The
+  transform runs inside the graph with in-graph lookup tables (no vocabulary files) and integer calendar
+  arithmetic, which is what TFLite and TF.js can convert and run.
 
 The raw signature rebuilds the transform from what TF Transform learnt: the vocabularies it wrote, and
 for each numeric feature the affine map from raw value to z-score, read off the transform graph itself
@@ -35,12 +36,20 @@ from components.core.artifacts import (
     binary_class_names_in,
 )
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
+from components.modules import datetimes
 from components.modules.preprocessing_fn import (
     LABEL_CLASSES_VOCABULARY,
     MISSING_INDEX,
     resolve_kind,
     vocabulary_name,
 )
+
+# What the raw signature takes for each kind of feature (see the module docstring).
+RAW_DTYPES = {
+    FeatureKind.NUMERIC: tf.float32,
+    FeatureKind.CATEGORICAL: tf.string,
+    FeatureKind.DATETIME: tf.int32,
+}
 
 
 @dataclass(frozen=True)
@@ -133,10 +142,17 @@ class RawTransform(tf.Module):
                 self.tables[name] = _lookup_table(vocabulary, oov_buckets)
 
     def input_specs(self) -> dict[str, tf.TensorSpec]:
-        return {
-            name: tf.TensorSpec([None, 1], tf.float32 if kind == FeatureKind.NUMERIC else tf.string, name)
-            for name, kind in self.kinds.items()
-        }
+        return {name: tf.TensorSpec([None, 1], RAW_DTYPES[kind], name) for name, kind in self.kinds.items()}
+
+    def output_names(self) -> list[str]:
+        """The transformed features the model takes (a date-time column gives three)."""
+        names = []
+        for name, kind in self.kinds.items():
+            if kind == FeatureKind.DATETIME:
+                names += [datetimes.part_name(name, part) for part in datetimes.PARTS]
+            else:
+                names.append(name)
+        return names
 
     def __call__(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         out = {}
@@ -150,6 +166,10 @@ class RawTransform(tf.Module):
                 scaled = centered * tf.constant(m.scale, tf.float32) + tf.constant(m.offset, tf.float32)
                 missing = tf.fill(tf.shape(value), tf.constant(m.missing, tf.float32))
                 out[name] = tf.where(present, scaled, missing)
+            elif kind == FeatureKind.DATETIME:
+                present = tf.not_equal(value, datetimes.MISSING_SECONDS)
+                for part, index in datetimes.part_indices(value, present).items():
+                    out[datetimes.part_name(name, part)] = index
             else:
                 present = tf.not_equal(value, "")
                 # TF.js's table lookup returns a flat [n]; keep the input's [n, 1].
@@ -229,8 +249,8 @@ def save_with_signatures(
     model.tft_layer = tft_output.transform_features_layer()
     model.raw_transform = RawTransform(spec, tft_output)
     raw_spec = tft_output.raw_feature_spec()
-    feature_names = list(model.raw_transform.kinds)
-    parse_spec = {name: raw_spec[name] for name in feature_names}
+    parse_spec = {name: raw_spec[name] for name in model.raw_transform.kinds}
+    feature_names = model.raw_transform.output_names()
     names = class_names(spec, tft_output)
 
     # AutoGraph is off: these functions have no tensor-dependent Python control flow, and

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from components.modules.datetimes import unix_seconds
+
 
 def _is_missing(value: str | None) -> bool:
     return value is None or value.strip() == ""
@@ -37,7 +39,8 @@ def _category(cell: str, dtype: tf.DType) -> str:
 
 
 def to_raw_inputs(rows: list[dict[str, str]], input_dtypes: dict[str, tf.DType], raw_feature_spec: dict):
-    """`[n, 1]` arrays for the raw-feature signature: float32 (NaN = missing) or text ("" = missing).
+    """`[n, 1]` arrays for the raw-feature signature: float32 (NaN = missing), text ("" = missing) or a
+    date-time's int32 Unix seconds.
 
     Number columns used as categories are written the way TF Transform writes them: integers "7", not
     "7.0"; floats as `%g` writes them ("8" for 8.0, "1.5").
@@ -45,7 +48,10 @@ def to_raw_inputs(rows: list[dict[str, str]], input_dtypes: dict[str, tf.DType],
     inputs = {}
     for name, dtype in input_dtypes.items():
         values = [row.get(name) for row in rows]
-        if dtype == tf.string:
+        if dtype == tf.int32:  # a date-time: Unix seconds (see components/modules/datetimes.py)
+            seconds = [unix_seconds(None if _is_missing(v) else v) for v in values]
+            inputs[name] = np.array(seconds, dtype=np.int32).reshape(-1, 1)
+        elif dtype == tf.string:
             text = ["" if _is_missing(v) else _category(v, raw_feature_spec[name].dtype) for v in values]
             inputs[name] = np.array(text, dtype=object).reshape(-1, 1)
         else:

@@ -16,6 +16,7 @@ from tfx.types import artifact_utils
 from components.core import evaluation
 from components.core.models_config import target_name
 from components.core.spec import ProblemSpec, TaskType
+from components.modules.datetimes import unix_seconds
 from components.modules.preprocessing_fn import as_text
 
 TEST_SPLIT = "test"
@@ -71,6 +72,9 @@ def raw_inputs(serialized: list[bytes], tft_output: tft.TFTransformOutput, input
     count = len(serialized)
     inputs = {}
     for name, dtype in input_dtypes.items():
+        if dtype == tf.int32:  # a date-time: Unix seconds, read from the cell as the graph reads it
+            inputs[name] = _unix_seconds(parsed[name], count)
+            continue
         column = parsed[name]
         if isinstance(column, tf.SparseTensor):
             if column.dtype != tf.string and dtype == tf.string:
@@ -83,6 +87,17 @@ def raw_inputs(serialized: list[bytes], tft_output: tft.TFTransformOutput, input
         values = column.numpy().reshape(count, 1)
         inputs[name] = values.astype(object) if dtype == tf.string else values.astype(np.float32)
     return inputs, parsed
+
+
+def _unix_seconds(column: tf.Tensor | tf.SparseTensor, count: int) -> np.ndarray:
+    """`[n, 1]` int32 Unix seconds of a date-time column (ISO text or seconds); missing as the graph's."""
+    cells: list = [None] * count
+    if isinstance(column, tf.SparseTensor):
+        for (row, _), value in zip(column.indices.numpy(), column.values.numpy(), strict=True):
+            cells[row] = value.decode() if isinstance(value, bytes) else value
+    else:
+        cells = [v.decode() if isinstance(v, bytes) else v for v in column.numpy().reshape(-1)]
+    return np.array([unix_seconds(cell) for cell in cells], dtype=np.int32).reshape(count, 1)
 
 
 def labels(parsed: dict, tft_output: tft.TFTransformOutput, spec: ProblemSpec) -> np.ndarray:

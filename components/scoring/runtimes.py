@@ -107,12 +107,14 @@ def node_executable() -> str:
 
 
 def to_json_columns(inputs: Inputs) -> dict[str, list]:
-    """Columns as JSON values: text as str, numbers as float with None for a missing (NaN) one."""
+    """Columns as JSON values: text as str, integers as int, floats with None for a missing (NaN) one."""
     columns = {}
     for name, values in inputs.items():
         flat = values.reshape(-1)
         if flat.dtype == object:
             columns[name] = [v.decode() if isinstance(v, bytes) else str(v) for v in flat]
+        elif flat.dtype.kind == "i":  # a date-time's Unix seconds
+            columns[name] = [int(v) for v in flat]
         else:
             columns[name] = [None if math.isnan(v) else float(v) for v in flat]
     return columns

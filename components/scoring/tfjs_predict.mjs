@@ -46,9 +46,13 @@ function inputTensors(model, columns, start, end) {
     const feature = name.split(':')[0];
     if (!(feature in columns)) throw new Error(`request has no values for input '${feature}'`);
     const values = columns[feature].slice(start, end);
-    tensors[name] = info.dtype === 'DT_STRING'
-      ? tf.tensor(values.map((v) => (v === null ? '' : String(v))), [values.length, 1], 'string')
-      : tf.tensor(values.map((v) => (v === null ? NaN : v)), [values.length, 1], 'float32');
+    if (info.dtype === 'DT_STRING') {
+      tensors[name] = tf.tensor(values.map((v) => (v === null ? '' : String(v))), [values.length, 1], 'string');
+    } else if (info.dtype === 'DT_INT32') { // a date-time's Unix seconds
+      tensors[name] = tf.tensor(values, [values.length, 1], 'int32');
+    } else {
+      tensors[name] = tf.tensor(values.map((v) => (v === null ? NaN : v)), [values.length, 1], 'float32');
+    }
   }
   return tensors;
 }

@@ -13,20 +13,39 @@ const output = document.getElementById('prediction');
 function featureInputs(model) {
   return Object.entries(model.signature.inputs)
     .filter(([, info]) => info.dtype !== 'DT_RESOURCE')
-    .map(([name, info]) => ({ tensorName: name, feature: name.split(':')[0], text: info.dtype === 'DT_STRING' }))
+    .map(([name, info]) => ({
+      tensorName: name,
+      feature: name.split(':')[0],
+      text: info.dtype === 'DT_STRING',
+      datetime: info.dtype === 'DT_INT32',
+    }))
     .sort((a, b) => a.feature.localeCompare(b.feature));
 }
 
+// A date-time field takes ISO-8601 text (read as the wall-clock time it writes) or Unix seconds; the
+// model takes int32 Unix seconds, the lowest int32 for a missing value (components/modules/datetimes.py).
+const MISSING_SECONDS = -(2 ** 31);
+
+function unixSeconds(text) {
+  if (text === '') return MISSING_SECONDS;
+  if (/^-?\d+(\.\d*)?$/.test(text)) return Math.floor(Number(text));
+  const found = text.match(/^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/);
+  if (!found) throw new Error(`'${text}' is not an ISO-8601 date-time or Unix seconds`);
+  const [year, month, day, hour, minute, second] = found.slice(1).map((part) => Number(part || 0));
+  return Date.UTC(year, month - 1, day, hour, minute, second) / 1000;
+}
+
 function buildForm(features) {
-  for (const { feature, text } of features) {
+  for (const { feature, text, datetime } of features) {
     const label = document.createElement('label');
     label.htmlFor = feature;
     label.textContent = feature;
     const input = document.createElement('input');
     input.id = feature;
     input.name = feature;
-    input.type = text ? 'text' : 'number';
-    if (!text) input.step = 'any';
+    input.type = text || datetime ? 'text' : 'number';
+    if (datetime) input.placeholder = '2016-05-16T19:45 or Unix seconds';
+    if (!text && !datetime) input.step = 'any';
     form.append(label, input);
   }
   const button = document.createElement('button');
@@ -39,11 +58,11 @@ function buildForm(features) {
 
 async function predict(model, features) {
   const inputs = {};
-  for (const { tensorName, feature, text } of features) {
+  for (const { tensorName, feature, text, datetime } of features) {
     const raw = document.getElementById(feature).value.trim();
-    inputs[tensorName] = text
-      ? tf.tensor([raw], [1, 1], 'string')
-      : tf.tensor([raw === '' ? NaN : Number(raw)], [1, 1], 'float32');
+    if (datetime) inputs[tensorName] = tf.tensor([unixSeconds(raw)], [1, 1], 'int32');
+    else if (text) inputs[tensorName] = tf.tensor([raw], [1, 1], 'string');
+    else inputs[tensorName] = tf.tensor([raw === '' ? NaN : Number(raw)], [1, 1], 'float32');
   }
   const outputInfo = model.signature.outputs.predictions || Object.values(model.signature.outputs)[0];
   const executed = await model.executeAsync(inputs, [outputInfo.name]);

@@ -4,6 +4,7 @@ pruning, the push manifest and rollback across every target."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 from pathlib import Path
@@ -19,7 +20,7 @@ from components.core import models_config
 from components.core.artifacts import PREDICTIONS_KEY, RAW_SIGNATURE, read_targets
 from components.core.models_config import target_name
 from components.core.sources import read_table
-from components.core.spec import load_spec
+from components.core.spec import FeatureKind, load_spec
 from components.modules.signatures import model_variables
 from components.scoring.examples import to_raw_inputs
 from components.scoring.runtimes import TfjsNodeRuntime, TFLiteRuntime
@@ -35,6 +36,7 @@ ALL_TARGETS = {"serving", "tflite-float32", "tflite-dynamic", "tflite-int8", "tf
 # most of the TFLite file: that is when int8 weights can shrink the file to a third.
 WIDE_TRAINING = {"hidden_units": [512, 256], "epochs": 4, "steps_per_epoch": 40}
 TARGET_SPARSITY = 0.5
+DATETIME_COLUMN = "trip_start_timestamp"  # Unix seconds of the trip's start (local time, written as UTC)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,12 @@ def spec(tmp_path_factory, taxi_slice):
             "parity": {"tolerance": 0.01, "latency_calls": 20},
         }
     )
-    return spec.model_copy(update={"training": training, "deployment": deployment})
+    # The trip's start as a date-time feature: its hour, weekday and month, computed inside every target.
+    features = {**spec.features, DATETIME_COLUMN: FeatureKind.DATETIME}
+    exclude = [name for name in spec.exclude if name != DATETIME_COLUMN]
+    return spec.model_copy(
+        update={"training": training, "deployment": deployment, "features": features, "exclude": exclude}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +101,25 @@ def test_rows(run, taxi_slice, version_dir):
     inputs = to_raw_inputs(rows[-200:], dtypes, raw_spec)
     expected = signature(**{k: tf.constant(v) for k, v in inputs.items()})[PREDICTIONS_KEY].numpy()
     return rows[-200:], inputs, expected
+
+
+def test_the_date_time_feature_is_the_trips_hour_weekday_and_month(run, test_rows):
+    """TF Transform's parts of trip_start_timestamp agree with the table's own hour and month columns and
+    with Python's calendar, row by row; the targets compute the same parts (their predictions are checked
+    against the SavedModel's below)."""
+    rows, _, _ = test_rows
+    transform = tft.TFTransformOutput(run.outputs["Transform"]["transform_graph"][0])
+    seconds = [int(row[DATETIME_COLUMN]) for row in rows]
+    parts = transform.transform_raw_features(
+        {DATETIME_COLUMN: tf.constant(seconds, tf.int64)[:, None]}, drop_unused_features=True
+    )
+    moments = [datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=s) for s in seconds]
+    hours = parts[f"{DATETIME_COLUMN}_hour"].numpy().ravel() - 1
+    assert hours.tolist() == [int(row["trip_start_hour"]) for row in rows] == [m.hour for m in moments]
+    months = parts[f"{DATETIME_COLUMN}_month"].numpy().ravel()
+    assert months.tolist() == [int(row["trip_start_month"]) for row in rows]
+    weekdays = parts[f"{DATETIME_COLUMN}_weekday"].numpy().ravel() - 1
+    assert weekdays.tolist() == [m.weekday() for m in moments]
 
 
 def test_every_target_is_pushed_in_one_version_with_its_manifest(run, manifest, version_dir, paths):
