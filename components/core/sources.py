@@ -110,6 +110,28 @@ def _tfrecord_columns(path: str) -> list[str]:
         ) from None
 
 
+def date_time_columns(
+    path: str, table_format: CsvFormat, file_format: str, candidates: list[str]
+) -> list[str]:
+    """The candidates that hold date-times: ISO-8601 text in every sampled CSV cell, or a Parquet
+    timestamp or date type."""
+    if file_format == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        return [
+            name
+            for name in candidates
+            if name in schema.names
+            and (pa.types.is_timestamp(schema.field(name).type) or pa.types.is_date(schema.field(name).type))
+        ]
+    try:
+        return tables.iso_date_time_columns(path, table_format, candidates)
+    except (tables.TableError, OSError, EOFError):
+        return []  # the strict file check names what is wrong with the file
+
+
 def read_table(path: Path | str) -> tuple[list[str], list[dict[str, str]]]:
     """A UTF-8 CSV's header and rows, every cell as text."""
     with open(path, newline="", encoding="utf-8") as handle:

@@ -357,6 +357,11 @@ class ProblemSpec(_Strict):
     )
     features: dict[str, FeatureKind] | None = None
     exclude: list[str] = Field(default_factory=list)
+    found_datetimes: tuple[str, ...] = Field(
+        (),
+        description="filled in when the spec is loaded, not by hand: the auto features whose sampled "
+        "cells are all ISO-8601 dates or date-times, used as datetime",
+    )
     split: SplitSpec = SplitSpec()
     metric: MetricSpec
     training: TrainingSpec = TrainingSpec()
@@ -412,6 +417,9 @@ class ProblemSpec(_Strict):
             chosen = {name: FeatureKind.AUTO for name in columns}
         for column in [*self.label_columns, *self.exclude]:
             chosen.pop(column, None)
+        for name in self.found_datetimes:
+            if chosen.get(name) == FeatureKind.AUTO:
+                chosen[name] = FeatureKind.DATETIME
         return chosen
 
     def data_view(self) -> ProblemSpec:
@@ -469,14 +477,28 @@ def load_spec(path: str | Path, check_data: bool = True) -> ProblemSpec:
         raise SpecError(f"{path}: field 'data.source': {error}") from None
     spec = spec.model_copy(update={"data": spec.data.model_copy(update={"source": source})})
     if check_data:
-        check_against_data(spec, path)
+        columns = check_against_data(spec, path)
+        if columns:
+            spec = with_found_datetimes(spec, columns)
     return spec
 
 
-def check_against_data(spec: ProblemSpec, path: Path) -> None:
-    """Checks that the data exists and holds every column the spec names."""
+def with_found_datetimes(spec: ProblemSpec, columns: list[str]) -> ProblemSpec:
+    """The spec with `found_datetimes`: its auto features that hold ISO-8601 text (CSV, sampled from the
+    newest file) or a timestamp or date type (Parquet)."""
+    auto = [name for name, kind in spec.feature_columns(columns).items() if kind == FeatureKind.AUTO]
+    if not auto or spec.data.format == "tfrecord":
+        return spec
+    newest = sources.glob_files(spec.data.source_glob)[-1]
+    found = sources.date_time_columns(newest, spec.data.csv_format, spec.data.format, auto)
+    return spec.model_copy(update={"found_datetimes": tuple(found)}) if found else spec
+
+
+def check_against_data(spec: ProblemSpec, path: Path) -> list[str]:
+    """Checks that the data exists and holds every column the spec names; returns its columns ([] when
+    no span has landed yet)."""
     if spec.data.spanned and not sources.glob_files(spec.data.source_glob):
-        return  # nothing has landed yet; each span is checked by the monitoring DAG when it lands
+        return []  # nothing has landed yet; each span is checked by the monitoring DAG when it lands
     try:
         columns = sources.read_header(spec.data.source_glob, spec.data.csv_format, spec.data.format)
     except sources.SourceError as error:
@@ -500,6 +522,7 @@ def check_against_data(spec: ProblemSpec, path: Path) -> None:
                 )
     if not spec.feature_columns(columns):
         raise SpecError(f"{path}: field 'features': no feature columns are left to train on")
+    return columns
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:

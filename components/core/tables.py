@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +26,11 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?")
 GZIP_MAGIC = b"\x1f\x8b"
 SAMPLE_CHARS = 64 * 1024  # enough whole lines to tell the delimiter
+
+
+# An ISO-8601 date, with a time (and anything after it: seconds' fractions, a time zone) or without.
+ISO_DATE_TIME = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?.*)?"
+SAMPLE_ROWS = 200  # data rows read to tell what a column holds
 
 
 class TableError(ValueError):
@@ -135,3 +142,31 @@ def read_header(path: str, delimiter: str) -> list[str]:
     if header and any("\ufffd" in name for name in header):
         raise NotUtf8Error(f"'{path}' is not UTF-8 text; save the CSV as UTF-8")
     return [name.strip() for name in header] if header else []
+
+
+def sample_rows(path: str, table_format: CsvFormat) -> tuple[list[str], list[list[str]]]:
+    """The header and up to SAMPLE_ROWS data rows (missing-value tokens as empty cells), read leniently:
+    the strict file check names any bad line."""
+    delimiter = table_format.delimiter_of(path)
+    with (
+        open_bytes(path) as stream,
+        io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="") as handle,
+    ):
+        rows = csv.reader(handle, delimiter=delimiter)
+        header = [name.strip() for name in next(rows, [])]
+        return header, [table_format.cells(row) for row in itertools.islice(rows, SAMPLE_ROWS)]
+
+
+def iso_date_time_columns(path: str, table_format: CsvFormat, candidates: list[str]) -> list[str]:
+    """The candidate columns whose sampled cells are all ISO-8601 dates or date-times (and not empty)."""
+    header, rows = sample_rows(path, table_format)
+    pattern = re.compile(ISO_DATE_TIME)
+    found = []
+    for name in candidates:
+        if name not in header:
+            continue
+        index = header.index(name)
+        cells = [row[index].strip() for row in rows if index < len(row) and row[index].strip()]
+        if cells and all(pattern.fullmatch(cell) for cell in cells):
+            found.append(name)
+    return found

@@ -155,8 +155,8 @@ def identifier_columns(
     types_of = {feature.name: feature.type for feature in schema.feature}
     candidates = {
         name
-        for name in spec.feature_columns(list(types_of))
-        if types_of[name] in (schema_pb2.BYTES, schema_pb2.INT)
+        for name, kind in spec.feature_columns(list(types_of)).items()
+        if types_of[name] in (schema_pb2.BYTES, schema_pb2.INT) and kind != FeatureKind.DATETIME
     }
     values: dict[str, list] = {name: [] for name in candidates}
     for example in examples:

@@ -18,10 +18,12 @@ import re
 
 import tensorflow as tf
 
+from components.core.tables import ISO_DATE_TIME
+
 # part -> how many values it takes (its index is 1 + the value counted from 0; 0 = missing)
 PARTS = {"hour": 24, "weekday": 7, "month": 12}
 MISSING_SECONDS = -(2**31)  # int32's lowest value: a missing date-time in the raw signature's input
-ISO_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?.*)?"
+ISO_PATTERN = ISO_DATE_TIME
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
 _EPOCH = datetime.datetime(1970, 1, 1)
 

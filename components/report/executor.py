@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 from tfx import types
@@ -21,7 +20,7 @@ from components.core.artifacts import REPORT_DATA_FILE, REPORT_FILE, REPORT_KEY,
 from components.core.evaluation import read_evaluation, slice_metrics
 from components.core.models_config import target_name
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
-from components.modules.signatures import raw_feature_kinds
+from components.modules.signatures import RAW_DTYPES, raw_feature_kinds
 from components.report.render import render_report
 from components.scoring import metrics, parity
 from components.scoring.metrics import prediction_arrays, task_arrays
@@ -156,9 +155,7 @@ class ReportBuilder:
 
     def _training_sample(self, kinds: dict[str, FeatureKind]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         tft_output = self._tft_output()
-        dtypes = {
-            name: tf.string if kind == FeatureKind.CATEGORICAL else tf.float32 for name, kind in kinds.items()
-        }
+        dtypes = {name: RAW_DTYPES[kind] for name, kind in kinds.items()}
         serialized = parity.read_serialized(
             parity.split_records(self.inputs["examples"], parity.TRAIN_SPLIT), LEAKAGE_ROWS
         )

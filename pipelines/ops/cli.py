@@ -123,6 +123,8 @@ def _describe_data(spec: ProblemSpec) -> None:
         print(f"  data:     {len(files)} file(s), {tables.describe_delimiter(delimiter)} ({how})")
     else:
         print(f"  data:     {len(files)} {spec.data.format} file(s)")
+    for name in spec.found_datetimes:
+        print(f"  datetime: {name} (ISO-8601 dates): its hour, weekday and month are features")
     unused = spec.unused_columns(
         sources.read_header(spec.data.source_glob, spec.data.csv_format, spec.data.format)
     )

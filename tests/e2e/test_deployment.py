@@ -22,7 +22,7 @@ from components.core.models_config import target_name
 from components.core.sources import read_table
 from components.core.spec import FeatureKind, load_spec
 from components.modules.signatures import model_variables
-from components.scoring.examples import to_raw_inputs
+from components.scoring.examples import to_raw_inputs, to_tf_example
 from components.scoring.runtimes import TfjsNodeRuntime, TFLiteRuntime
 from pipelines.ops import cli
 from pipelines.ops.cli import run_training
@@ -109,10 +109,12 @@ def test_the_date_time_feature_is_the_trips_hour_weekday_and_month(run, test_row
     against the SavedModel's below)."""
     rows, _, _ = test_rows
     transform = tft.TFTransformOutput(run.outputs["Transform"]["transform_graph"][0])
-    seconds = [int(row[DATETIME_COLUMN]) for row in rows]
+    raw_spec = transform.raw_feature_spec()
+    examples = tf.constant([to_tf_example(row, raw_spec) for row in rows])
     parts = transform.transform_raw_features(
-        {DATETIME_COLUMN: tf.constant(seconds, tf.int64)[:, None]}, drop_unused_features=True
+        tf.io.parse_example(examples, raw_spec), drop_unused_features=True
     )
+    seconds = [int(row[DATETIME_COLUMN]) for row in rows]
     moments = [datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=s) for s in seconds]
     hours = parts[f"{DATETIME_COLUMN}_hour"].numpy().ravel() - 1
     assert hours.tolist() == [int(row["trip_start_hour"]) for row in rows] == [m.hour for m in moments]

@@ -21,6 +21,7 @@ from components.core.artifacts import (
     RAW_SIGNATURE,
     SERVING_SIGNATURE,
     read_power,
+    read_targets,
 )
 from components.core.sources import read_table, write_table
 from components.core.spec import load_spec
@@ -28,7 +29,7 @@ from components.scoring.examples import to_raw_inputs, to_tf_example
 from pipelines.ops.cli import RunFailed, run_training
 from pipelines.paths import RunPaths
 from pipelines.workflow import results, training
-from tests.helpers.data import SAVED_AS, save_as
+from tests.helpers.data import SAVED_AS, TAXI_SPEC, save_as
 from tests.helpers.pipeline_runs import (
     COMPONENT_NODES,
     SMALL_TRAINING,
@@ -268,14 +269,28 @@ def test_a_spreadsheets_export_of_the_served_rows_trains_the_same_model(served_t
 
 def test_the_served_rows_as_parquet_train_a_model_as_good(served_taxi, tmp_path):
     """The served run's CSV read by pandas and saved as Parquet, as a user converts it (integer columns
-    with blanks become floats with nulls): `data.format: parquet` trains and pushes a model whose test
-    AUC is within 0.01 of the served run's. Every 0 of the label survives (TFX's own parquet executor
-    turns zeros into missing values, and the run then stopped at the label's presence check)."""
+    with blanks become floats with nulls; the trip's start a timestamp type): `data.format: parquet`
+    trains and pushes a model whose test AUC is within 0.01 of the served run's. The timestamp, an
+    `auto` feature here, is found to be a date-time; ParquetExampleGen writes it as ISO-8601 text, which
+    Transform and the device targets read as its hour, weekday and month. Every 0 of the label survives
+    (TFX's own parquet executor turns zeros into missing values)."""
     import pandas as pd
 
+    frame = pd.read_csv(served_taxi.source)
+    frame["trip_start_timestamp"] = pd.to_datetime(frame["trip_start_timestamp"], unit="s")
     source = tmp_path / "trips.parquet"
-    pd.read_csv(served_taxi.source).to_parquet(source)
-    spec = load_spec(write_taxi_spec(tmp_path, source, data={"source": str(source), "format": "parquet"}))
+    frame.to_parquet(source)
+    taxi = load_spec(TAXI_SPEC, check_data=False)
+    spec = load_spec(
+        write_taxi_spec(
+            tmp_path,
+            source,
+            data={"source": str(source), "format": "parquet"},
+            features={**{n: k.value for n, k in taxi.features.items()}, "trip_start_timestamp": "auto"},
+            exclude=[name for name in taxi.exclude if name != "trip_start_timestamp"],
+        )
+    )
+    assert spec.found_datetimes == ("trip_start_timestamp",)
     summary = run_training(spec, tmp_path / "home")
     assert "ParquetExampleGen" in summary.executed and summary.pushed and summary.blessed, summary
     auc = read_power(summary.outputs["DumbBaselineGate"][BASELINE_BLESSING_KEY][0])["model_metric"]
@@ -283,3 +298,5 @@ def test_the_served_rows_as_parquet_train_a_model_as_good(served_taxi, tmp_path)
         "model_metric"
     ]
     assert abs(auc - served) <= 0.01, (auc, served)
+    targets = read_targets(summary.outputs["ModelExporter"]["device_models"][0])
+    assert all(target["passed"] for target in targets["targets"]), targets  # parity with ISO-text cells

@@ -296,3 +296,34 @@ def test_tfrecord_and_parquet_sources_are_checked_against_their_columns(tmp_path
     assert "spans and their drift check read CSV files only" in error_for(
         write_spec(tmp_path, {**base, "data": spanned})
     )
+
+
+def test_auto_columns_of_iso_dates_are_found_as_datetime(tmp_path):
+    import pandas as pd
+
+    from components.core.spec import FeatureKind
+
+    rows = {
+        "pickup": ["2014-05-16T19:45:00", "2014-05-17 08:00", "NA", "2014-05-18"],
+        "note": ["2014-05-16", "soon", "", "2014-05-18"],
+        "code": ["2014-05-16", "2014-05-17", "2014-05-18", "2014-05-19"],
+        "fare": ["4.5", "6", "7", "8"],
+        "big_tipper": ["1", "0", "1", "0"],
+    }
+    source = tmp_path / "trips.csv"
+    pd.DataFrame(rows).to_csv(source, index=False)
+    five_lines = {"data": {"source": str(source)}, "features": None, "exclude": [], "evaluation": {}}
+    spec = load_spec(write_spec(tmp_path, five_lines, remove=("tuning",)))
+    assert spec.found_datetimes == ("pickup", "code")  # 'note' holds text that is no date
+    kinds = spec.feature_columns(list(rows))
+    assert kinds["pickup"] == FeatureKind.DATETIME and kinds["note"] == FeatureKind.AUTO
+    named = load_spec(
+        write_spec(tmp_path, {**five_lines, "features": {"code": "categorical", "pickup": "auto"}})
+    )
+    assert named.found_datetimes == ("pickup",)  # a kind the spec names is kept
+    frame = pd.DataFrame(
+        {"pickup": pd.to_datetime(rows["code"]), "fare": [4.5, 6, 7, 8], "big_tipper": [1, 0, 1, 0]}
+    )
+    frame.to_parquet(tmp_path / "trips.parquet")
+    parquet = {**five_lines, "data": {"source": str(tmp_path / "trips.parquet"), "format": "parquet"}}
+    assert load_spec(write_spec(tmp_path, parquet)).found_datetimes == ("pickup",)
