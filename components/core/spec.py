@@ -293,6 +293,11 @@ class VocabularySpec(_Strict):
 class PreprocessingSpec(_Strict):
     numeric_missing: Literal["mean", "median"] = "mean"
     vocabulary: VocabularySpec = VocabularySpec()
+    datetime_elapsed: bool = Field(
+        False,
+        description="a date-time feature also gives the time elapsed (its Unix seconds, scaled like a "
+        "numeric feature: a trend over the years), besides its hour, weekday and month",
+    )
 
 
 class RetrainSpec(_Strict):

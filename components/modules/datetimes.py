@@ -33,6 +33,16 @@ def part_name(feature: str, part: str) -> str:
     return f"{feature}_{part}"
 
 
+def elapsed_name(feature: str) -> str:
+    """The transformed feature of the elapsed time (`preprocessing.datetime_elapsed`)."""
+    return f"{feature}_elapsed"
+
+
+def iso_text(seconds: int) -> str:
+    """Unix seconds as the ISO-8601 text a CSV writes (the wall-clock time, no zone)."""
+    return (_EPOCH + datetime.timedelta(seconds=int(seconds))).isoformat()
+
+
 def part_buckets(part: str) -> int:
     return PARTS[part] + 1
 

@@ -58,7 +58,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
         if kind == FeatureKind.NUMERIC:
             outputs[name] = scale_numeric(column, spec.preprocessing)
         elif kind == FeatureKind.DATETIME:
-            outputs.update(datetime_parts(column, name))
+            outputs.update(datetime_parts(column, name, spec.preprocessing))
         else:
             outputs[name] = index_categorical(column, name, spec.preprocessing)
     for label in spec.label_columns:
@@ -87,7 +87,14 @@ def _present_values(column: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
 def scale_numeric(column: tf.Tensor | tf.SparseTensor, options: PreprocessingSpec) -> tf.Tensor:
     """Impute missing values with the training mean (or median), then z-score with the training mean
     and standard deviation of the values that are present."""
-    present_values = tf.cast(_present_values(column), tf.float32)
+    values, present = _values_and_presence(column, tf.zeros([], column.dtype))
+    return zscore(tf.cast(values, tf.float32), present, options)
+
+
+def zscore(values: tf.Tensor, present: tf.Tensor, options: PreprocessingSpec) -> tf.Tensor:
+    """`[batch]` float32 values (where `present`) as `[batch, 1]` z-scores; a missing one gets the
+    training mean (or median)."""
+    present_values = tf.boolean_mask(values, present)
     # The analyzers sum in float64: Beam may split the sums into other bundles from run to run, and
     # float32 sums of values like longitudes (-87.6 +- 0.05) then differ in their last bits, which
     # training amplifies. Rounded back to float32 they are the same, so the same data gives the
@@ -99,8 +106,7 @@ def scale_numeric(column: tf.Tensor | tf.SparseTensor, options: PreprocessingSpe
         fill = tf.reshape(tft.quantiles(present_values, num_buckets=2, epsilon=0.001), [])
     else:
         fill = mean
-    values, present = _values_and_presence(column, tf.zeros([], column.dtype))
-    filled = tf.where(present, tf.cast(values, tf.float32), fill)
+    filled = tf.where(present, values, fill)
     return tf.reshape(tf.math.divide_no_nan(filled - mean, std), [-1, 1])
 
 
@@ -136,19 +142,26 @@ def index_categorical(
     return tf.reshape(tf.where(present, index + 1, MISSING_INDEX), [-1, 1])
 
 
-def datetime_parts(column: tf.Tensor | tf.SparseTensor, name: str) -> dict[str, tf.Tensor]:
+def datetime_parts(
+    column: tf.Tensor | tf.SparseTensor, name: str, options: PreprocessingSpec | None = None
+) -> dict[str, tf.Tensor]:
     """A date-time column (ISO-8601 text or Unix seconds) as its hour, weekday and month categories
-    (`components/modules/datetimes.py`); text that is not a date-time counts as missing."""
+    (`components/modules/datetimes.py`), and with `datetime_elapsed` its seconds z-scored; text that is
+    not a date-time counts as missing."""
     values, present = _values_and_presence(column, tf.zeros([], column.dtype))
     if column.dtype == tf.string:
         seconds, valid = datetimes.seconds_from_text(values)
         present = tf.logical_and(present, valid)
     else:
         seconds = tf.cast(tf.math.floor(tf.cast(values, tf.float64)), tf.int64)
-    return {
+    outputs = {
         datetimes.part_name(name, part): tf.reshape(index, [-1, 1])
         for part, index in datetimes.part_indices(seconds, present).items()
     }
+    if options is not None and options.datetime_elapsed:
+        # float32 seconds, as the raw signature casts its int32 input: the same rounding on both paths.
+        outputs[datetimes.elapsed_name(name)] = zscore(tf.cast(seconds, tf.float32), present, options)
+    return outputs
 
 
 def prepare_label(

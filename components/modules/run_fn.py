@@ -15,7 +15,7 @@ from tfx_bsl.public import tfxio
 
 from components.core.artifacts import HISTORY_FILE, PROBLEM_SPEC_KEY, RUN_PARAMETERS_KEY
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
-from components.modules.datetimes import PARTS, part_buckets, part_name
+from components.modules.datetimes import PARTS, elapsed_name, part_buckets, part_name
 from components.modules.model_builder import FeatureInput, build_model, target_scale
 from components.modules.preprocessing_fn import (
     LABEL_CLASSES_VOCABULARY,
@@ -34,6 +34,8 @@ def feature_inputs(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> list
     for name, kind in raw_feature_kinds(spec, tft_output).items():
         if kind == FeatureKind.DATETIME:
             inputs += [FeatureInput(part_name(name, part), part_buckets(part)) for part in PARTS]
+            if spec.preprocessing.datetime_elapsed:
+                inputs.append(FeatureInput(elapsed_name(name)))
             continue
         buckets = 0
         if kind == FeatureKind.CATEGORICAL:

@@ -73,53 +73,75 @@ def raw_feature_kinds(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> d
     return {name: resolve_kind(kind, raw_spec[name].dtype) for name, kind in chosen.items()}
 
 
-def probe_numeric_maps(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> dict[str, NumericMap]:
-    """Reads each numeric feature's affine transform off the TF Transform graph, in two rounds.
+def scaled_outputs(spec: ProblemSpec, kinds: dict[str, FeatureKind]) -> dict[str, str]:
+    """Each z-scored transformed feature -> the raw column it scales: every numeric feature, and with
+    `preprocessing.datetime_elapsed` each date-time's elapsed time."""
+    scaled = {name: name for name, kind in kinds.items() if kind == FeatureKind.NUMERIC}
+    if spec.preprocessing.datetime_elapsed:
+        for name, kind in kinds.items():
+            if kind == FeatureKind.DATETIME:
+                scaled[datetimes.elapsed_name(name)] = name
+    return scaled
 
-    Round one transforms 0, 1 and a missing value: a rough slope and where z is 0. Round two transforms
+
+def probe_numeric_maps(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> dict[str, NumericMap]:
+    """Reads each z-scored feature's affine transform off the TF Transform graph, in two rounds.
+
+    Round one transforms 0, 1 (a date-time: 0 and 1e9 seconds) and a missing value: a rough slope and
+    where z is 0. Round two transforms
     two float32 values around that point, where float32 arithmetic is exact enough to recover the map
-    to about 1e-7 of a standard deviation.
+    to about 1e-7 of a standard deviation. A date-time's elapsed time is probed with whole seconds
+    (written as ISO text when the column is text).
     """
     kinds = raw_feature_kinds(spec, tft_output)
-    numeric = [name for name, kind in kinds.items() if kind == FeatureKind.NUMERIC]
+    scaled = scaled_outputs(spec, kinds)
     raw_spec = tft_output.raw_feature_spec()
-    rough = _transform_probe(tft_output, kinds, {name: (0.0, 1.0) for name in numeric})
+    # Seconds spread over years: one second apart, two probes would give the same float32 z-score.
+    spans = {
+        output: 1e9 if kinds[column] == FeatureKind.DATETIME else 1.0 for output, column in scaled.items()
+    }
+    rough = _transform_probe(tft_output, kinds, scaled, {output: (0.0, spans[output]) for output in scaled})
     centers = {}
-    for name in numeric:
-        z0, z1, _ = rough[name]
-        slope = z1 - z0
+    for output, column in scaled.items():
+        z0, z1, _ = rough[output]
+        slope = (z1 - z0) / spans[output]
         center = -z0 / slope if slope else 0.0
         width = 1.0 / slope if slope else 1.0
-        if raw_spec[name].dtype.is_integer:  # probes must be whole numbers the column can hold
-            center, width = round(center), max(1, round(width))
-        centers[name] = (float(np.float32(center)), float(np.float32(center + width)))
-    fine = _transform_probe(tft_output, kinds, centers)
+        if raw_spec[column].dtype.is_integer or kinds[column] == FeatureKind.DATETIME:
+            center, width = round(center), max(1, round(width))  # whole numbers the column can hold
+        centers[output] = (float(np.float32(center)), float(np.float32(center + width)))
+    fine = _transform_probe(tft_output, kinds, scaled, centers)
     maps = {}
-    for name in numeric:
-        za, zb, missing = fine[name]
-        xa, xb = centers[name]
+    for output in scaled:
+        za, zb, missing = fine[output]
+        xa, xb = centers[output]
         scale = (zb - za) / (xb - xa) if xb != xa else 0.0
-        maps[name] = NumericMap(center=xa, scale=scale, offset=za, missing=missing)
+        maps[output] = NumericMap(center=xa, scale=scale, offset=za, missing=missing)
     return maps
 
 
 def _transform_probe(
     tft_output: tft.TFTransformOutput,
     kinds: dict[str, FeatureKind],
+    scaled: dict[str, str],
     values: dict[str, tuple[float, float]],
 ) -> dict[str, tuple[float, float, float]]:
-    """TF Transform's output for three rows per numeric feature: values[0], values[1], missing."""
+    """TF Transform's output for three rows per scaled feature: values[0], values[1], missing. Each
+    probe round asks one pair per raw column (a date-time's elapsed time is its only scaled output)."""
     raw_spec = tft_output.raw_feature_spec()
+    pairs = {column: values[output] for output, column in scaled.items()}
     probe: dict[str, tf.SparseTensor] = {}
-    for name, kind in kinds.items():
-        feature_spec = raw_spec[name]
-        if kind == FeatureKind.NUMERIC:
-            a, b = values[name]
-            row_values = np.array([a, b], dtype=feature_spec.dtype.as_numpy_dtype)
-            probe[name] = tf.SparseTensor([[0, 0], [1, 0]], tf.constant(row_values), [3, 1])
+    for name in kinds:
+        dtype = raw_spec[name].dtype
+        if name in pairs:
+            row_values = list(pairs[name])
+            if kinds[name] == FeatureKind.DATETIME and dtype == tf.string:
+                row_values = [datetimes.iso_text(round(v)) for v in row_values]
+            elif kinds[name] == FeatureKind.DATETIME:
+                row_values = [round(v) for v in row_values]
+            probe[name] = tf.SparseTensor([[0, 0], [1, 0]], tf.constant(row_values, dtype), [3, 1])
         else:
-            empty = tf.constant([], feature_spec.dtype)
-            probe[name] = tf.SparseTensor(tf.zeros([0, 2], tf.int64), empty, [3, 1])
+            probe[name] = tf.SparseTensor(tf.zeros([0, 2], tf.int64), tf.constant([], dtype), [3, 1])
     transformed = tft_output.transform_raw_features(probe, drop_unused_features=True)
     return {name: tuple(tf.reshape(transformed[name], [-1]).numpy().astype("float64")) for name in values}
 
@@ -150,6 +172,8 @@ class RawTransform(tf.Module):
         for name, kind in self.kinds.items():
             if kind == FeatureKind.DATETIME:
                 names += [datetimes.part_name(name, part) for part in datetimes.PARTS]
+                if datetimes.elapsed_name(name) in self.numeric:
+                    names.append(datetimes.elapsed_name(name))
             else:
                 names.append(name)
         return names
@@ -159,17 +183,14 @@ class RawTransform(tf.Module):
         for name, kind in self.kinds.items():
             value = raw[name]
             if kind == FeatureKind.NUMERIC:
-                m = self.numeric[name]
-                present = tf.logical_not(tf.math.is_nan(value))
-                safe = tf.where(present, value, tf.zeros_like(value))
-                centered = safe - tf.constant(m.center, tf.float32)
-                scaled = centered * tf.constant(m.scale, tf.float32) + tf.constant(m.offset, tf.float32)
-                missing = tf.fill(tf.shape(value), tf.constant(m.missing, tf.float32))
-                out[name] = tf.where(present, scaled, missing)
+                out[name] = _scaled(self.numeric[name], value, tf.logical_not(tf.math.is_nan(value)))
             elif kind == FeatureKind.DATETIME:
                 present = tf.not_equal(value, datetimes.MISSING_SECONDS)
                 for part, index in datetimes.part_indices(value, present).items():
                     out[datetimes.part_name(name, part)] = index
+                elapsed = datetimes.elapsed_name(name)
+                if elapsed in self.numeric:
+                    out[elapsed] = _scaled(self.numeric[elapsed], tf.cast(value, tf.float32), present)
             else:
                 present = tf.not_equal(value, "")
                 # TF.js's table lookup returns a flat [n]; keep the input's [n, 1].
@@ -179,6 +200,14 @@ class RawTransform(tf.Module):
         # TFLite loses the rank through the table lookup and the select; without a static [batch, 1]
         # an embedding's Flatten read the embedding width as the batch size when the batch was 1.
         return {name: tf.reshape(tensor, [-1, 1]) for name, tensor in out.items()}
+
+
+def _scaled(m: NumericMap, value: tf.Tensor, present: tf.Tensor) -> tf.Tensor:
+    """The z-score of float32 `value` by the map TF Transform applies; its missing value elsewhere."""
+    safe = tf.where(present, value, tf.zeros_like(value))
+    centered = safe - tf.constant(m.center, tf.float32)
+    scaled = centered * tf.constant(m.scale, tf.float32) + tf.constant(m.offset, tf.float32)
+    return tf.where(present, scaled, tf.fill(tf.shape(value), tf.constant(m.missing, tf.float32)))
 
 
 def _lookup_table(vocabulary: list[str], oov_buckets: int):

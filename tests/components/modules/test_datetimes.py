@@ -82,3 +82,69 @@ def test_the_raw_path_runs_in_tflite_with_builtin_ops_only(tmp_path):
     for name in ("hour", "weekday", "month"):
         np.testing.assert_array_equal(got[name], want[name].numpy())
     assert [int(got[name][-1, 0]) for name in ("hour", "weekday", "month")] == [0, 0, 0]
+
+
+def test_the_raw_signature_computes_every_date_time_output_as_transform_does(tmp_path):
+    """Transform on ISO-8601 text (hour, weekday, month and the elapsed time), and the raw transform on
+    the same moments given as int32 Unix seconds, as TFLite and TF.js are: the same values."""
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+    from components.core.spec import ProblemSpec
+    from components.modules.preprocessing_fn import preprocessing_fn
+    from components.modules.signatures import RawTransform
+
+    spec = ProblemSpec.model_validate(
+        {
+            "name": "unit",
+            "data": {"source": "/dev/null"},
+            "label": "big_tipper",
+            "task": "binary",
+            "features": {"pickup": "datetime", "fare": "numeric"},
+            "metric": {"name": "auc", "threshold": 0.5},
+            "preprocessing": {"datetime_elapsed": True},
+        }
+    )
+    schema = schema_utils.schema_from_feature_spec(
+        {
+            "pickup": tf.io.VarLenFeature(tf.string),
+            "fare": tf.io.VarLenFeature(tf.float32),
+            "big_tipper": tf.io.FixedLenFeature([1], tf.int64),
+        }
+    )
+    seconds = [int(s) for s in SECONDS[:60] if s > 0] + [datetimes.MISSING_SECONDS]
+    rows = [
+        {
+            "pickup": [] if s == datetimes.MISSING_SECONDS else [datetimes.iso_text(s).encode()],
+            "fare": [float(i)],
+            "big_tipper": [i % 2],
+        }
+        for i, s in enumerate(seconds)
+    ]
+    with tft_beam.Context(temp_dir=str(tmp_path / "temp")):
+        (transformed, _), transform_fn = (
+            rows,
+            dataset_metadata.DatasetMetadata(schema),
+        ) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing_fn(inputs, {"problem_spec": spec.to_config()})
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform"))
+        # What TFX's Transform writes beside the transform graph: the raw data's metadata.
+        metadata_io.write_metadata(
+            dataset_metadata.DatasetMetadata(schema),
+            str(tmp_path / "transform" / tft.TFTransformOutput.RAW_METADATA_DIR),
+        )
+        raw = RawTransform(spec, tft.TFTransformOutput(str(tmp_path / "transform")))
+    assert raw.output_names() == ["pickup_hour", "pickup_weekday", "pickup_month", "pickup_elapsed", "fare"]
+    got = raw(
+        {
+            "pickup": tf.constant(np.array(seconds, np.int32).reshape(-1, 1)),
+            "fare": tf.constant(np.arange(len(seconds), dtype=np.float32).reshape(-1, 1)),
+        }
+    )
+    for name in raw.output_names():
+        want = np.array([row[name][0] for row in transformed])
+        np.testing.assert_allclose(got[name].numpy().ravel(), want, atol=1e-5, err_msg=name)
+    elapsed = np.array([row["pickup_elapsed"][0] for row in transformed])
+    assert elapsed[-1] == pytest.approx(0.0) and np.std(elapsed[:-1]) == pytest.approx(1.0, abs=1e-3)
