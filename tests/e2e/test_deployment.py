@@ -57,11 +57,19 @@ def spec(tmp_path_factory, taxi_slice):
             "parity": {"tolerance": 0.01, "latency_calls": 20},
         }
     )
-    # The trip's start as a date-time feature: its hour, weekday and month, computed inside every target.
+    # The trip's start as a date-time feature: its hour, weekday, month and elapsed time, computed inside
+    # every target.
     features = {**spec.features, DATETIME_COLUMN: FeatureKind.DATETIME}
     exclude = [name for name in spec.exclude if name != DATETIME_COLUMN]
+    preprocessing = spec.preprocessing.model_copy(update={"datetime_elapsed": True})
     return spec.model_copy(
-        update={"training": training, "deployment": deployment, "features": features, "exclude": exclude}
+        update={
+            "training": training,
+            "deployment": deployment,
+            "features": features,
+            "exclude": exclude,
+            "preprocessing": preprocessing,
+        }
     )
 
 
@@ -122,6 +130,8 @@ def test_the_date_time_feature_is_the_trips_hour_weekday_and_month(run, test_row
     assert months.tolist() == [int(row["trip_start_month"]) for row in rows]
     weekdays = parts[f"{DATETIME_COLUMN}_weekday"].numpy().ravel() - 1
     assert weekdays.tolist() == [m.weekday() for m in moments]
+    elapsed = parts[f"{DATETIME_COLUMN}_elapsed"].numpy().ravel()
+    assert np.all(np.diff(elapsed[np.argsort(seconds)]) >= 0)  # later trips, larger elapsed time
 
 
 def test_every_target_is_pushed_in_one_version_with_its_manifest(run, manifest, version_dir, paths):
