@@ -30,6 +30,7 @@ LONGEST_GROUPS_FIRST = (
     "workflow-binary",
     "test_spanned_cli",
     "test_deployment",
+    "class-names",
     "workflow-tips",
     "workflow-shuffled",
     "workflow-multilabel",
