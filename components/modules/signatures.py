@@ -137,8 +137,9 @@ def _transform_probe(
             row_values = list(pairs[name])
             if kinds[name] == FeatureKind.DATETIME and dtype == tf.string:
                 row_values = [datetimes.iso_text(round(v)) for v in row_values]
-            elif kinds[name] == FeatureKind.DATETIME:
-                row_values = [round(v) for v in row_values]
+            else:  # whole numbers where the column holds them; a date-time's seconds are whole
+                whole = dtype.is_integer or kinds[name] == FeatureKind.DATETIME
+                row_values = np.array([round(v) if whole else v for v in row_values], dtype.as_numpy_dtype)
             probe[name] = tf.SparseTensor([[0, 0], [1, 0]], tf.constant(row_values, dtype), [3, 1])
         else:
             probe[name] = tf.SparseTensor(tf.zeros([0, 2], tf.int64), tf.constant([], dtype), [3, 1])
