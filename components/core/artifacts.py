@@ -109,7 +109,8 @@ def read_schema(schema_uri: str):
 
 
 def binary_class_names(schema_uri: str, spec: ProblemSpec) -> list[str] | None:
-    """[negative, positive] as the data writes them, for a binary label written as text; else None."""
+    """[negative, positive] as the data writes them, for a binary label written as text or as two numbers
+    other than 0/1; else None."""
     return binary_class_names_in(read_schema(schema_uri), spec)
 
 
@@ -120,6 +121,8 @@ def binary_class_names_in(schema, spec: ProblemSpec) -> list[str] | None:
         return None
     domains = {domain.name: list(domain.value) for domain in schema.string_domain}
     values = list(label.string_domain.value) or domains.get(label.domain, [])
+    if label.HasField("int_domain") and (label.int_domain.min, label.int_domain.max) != (0, 1):
+        values = [str(label.int_domain.min), str(label.int_domain.max)]  # two numbers, e.g. 2/4
     positive = positive_of(values, spec.positive_class) if len(values) == 2 else None
     return None if positive is None else [next(v for v in values if v != positive), positive]
 

@@ -360,6 +360,7 @@ class ProblemSpec(_Strict):
     positive_class: str | None = Field(
         None, description="binary: the label value that means yes, where the two values do not say it"
     )
+
     features: dict[str, FeatureKind] | None = None
     exclude: list[str] = Field(default_factory=list)
     found_datetimes: tuple[str, ...] = Field(
@@ -377,6 +378,14 @@ class ProblemSpec(_Strict):
     drift: DriftSpec = DriftSpec()
     retrain: RetrainSpec = RetrainSpec()
     deployment: DeploymentSpec = DeploymentSpec()
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _number_as_written(cls, value):
+        """`positive_class: 4` (YAML reads a number) names the label value written 4."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return value
+        return f"{value:g}"
 
     @field_validator("features", mode="before")
     @classmethod

@@ -133,6 +133,30 @@ def check_labels_vary(stats: statistics_pb2.DatasetFeatureStatisticsList, spec: 
                 f"training row; a {spec.task.value} model needs labels that vary: check how the "
                 "label is computed"
             )
+        low, high = feature.num_stats.min, feature.num_stats.max
+        if spec.task == TaskType.BINARY and spec.positive_class is None and (low, high) != (0, 1):
+            raise LabelValuesError(
+                f"label column '{column}' holds numbers from {low:g} to {high:g}, not 0/1: name the "
+                f"positive one in the spec, e.g. positive_class: {high:g}"
+            )
+
+
+def binary_number_domain(column: str, counts: dict[str, Counter], positive_class: str) -> tuple[int, int]:
+    """The two values of a binary label written as numbers other than 0/1 (e.g. 2/4), across every split;
+    LabelValuesError unless there are two and `positive_class` is one of them."""
+    values = sorted({value for found in counts.values() for value in found}, key=float)
+    shown = ", ".join(values[:6]) + (", ..." if len(values) > 6 else "")
+    if len(values) != 2:
+        raise LabelValuesError(
+            f"label column '{column}' holds {len(values)} distinct values ({shown}); a binary label needs "
+            "two: check the column, or use task: multiclass"
+        )
+    if positive_class.strip() not in values:
+        raise LabelValuesError(
+            f"positive_class '{positive_class}' is not a value of label column '{column}' ({shown}); "
+            "name one of them"
+        )
+    return int(float(values[0])), int(float(values[1]))
 
 
 IDENTIFIER_MIN_ROWS = 20  # fewer non-missing values than this prove nothing about uniqueness
@@ -185,7 +209,10 @@ def identifier_columns(
 
 
 def curate_schema(
-    schema: schema_pb2.Schema, spec: ProblemSpec, identifiers: dict[str, str] | None = None
+    schema: schema_pb2.Schema,
+    spec: ProblemSpec,
+    identifiers: dict[str, str] | None = None,
+    label_domain: tuple[int, int] | None = None,
 ) -> schema_pb2.Schema:
     """Returns a copy of an inferred schema with the spec's rules applied; `identifiers` (column ->
     reason) are left out of the features, deprecated and annotated with the reason."""
@@ -205,7 +232,7 @@ def curate_schema(
                 "the spec's features"
             )
     for column in spec.label_columns:
-        _curate_label(by_name[column], spec.task)
+        _curate_label(by_name[column], spec.task, label_domain)
     for name, kind in used.items():
         _curate_feature(by_name[name], kind)
     for name, feature in by_name.items():
@@ -218,7 +245,8 @@ def curate_schema(
     return curated
 
 
-def _curate_label(feature: schema_pb2.Feature, task: TaskType) -> None:
+def _curate_label(feature: schema_pb2.Feature, task: TaskType, domain: tuple[int, int] | None = None) -> None:
+    """`domain`: a binary label's two numbers when they are not 0/1 (binary_number_domain)."""
     feature.presence.min_fraction = 1.0
     feature.presence.min_count = 1
     feature.ClearField("value_count")
@@ -231,8 +259,7 @@ def _curate_label(feature: schema_pb2.Feature, task: TaskType) -> None:
     if task in (TaskType.BINARY, TaskType.MULTILABEL):
         feature.type = schema_pb2.INT
         feature.ClearField("domain_info")
-        feature.int_domain.min = 0
-        feature.int_domain.max = 1
+        feature.int_domain.min, feature.int_domain.max = domain or (0, 1)
     elif task == TaskType.MULTICLASS:
         feature.type = schema_pb2.INT  # any integers: the label vocabulary gives them class ids
         feature.ClearField("domain_info")
@@ -260,6 +287,10 @@ def _refuse_nan_and_inf(feature: schema_pb2.Feature) -> None:
     if feature.type == schema_pb2.FLOAT:
         feature.float_domain.disallow_nan = True
         feature.float_domain.disallow_inf = True
+
+
+def _is_number(schema: schema_pb2.Schema, column: str) -> bool:
+    return any(f.name == column and f.type in _NUMBER_TYPES for f in schema.feature)
 
 
 def _training_examples(input_dict: dict[str, list[types.Artifact]]) -> Iterator[tf.train.Example]:
@@ -299,13 +330,21 @@ class Executor(base_executor.BaseExecutor):
         if schema is None:
             raise ValueError(f"no statistics split left after excluding {exclude}")
         examples = input_dict.get(standard_component_specs.EXAMPLES_KEY) or []
+        column = spec.label_columns[0]
+        label_domain = None
         if spec.task == TaskType.MULTICLASS and examples:
-            column = spec.label_columns[0]
             check_classes_seen_in_training(column, label_counts(examples, column))
+        if (
+            spec.task == TaskType.BINARY
+            and spec.positive_class is not None
+            and examples
+            and _is_number(schema, column)
+        ):
+            label_domain = binary_number_domain(column, label_counts(examples, column), spec.positive_class)
         identifiers = identifier_columns(schema, spec, _training_examples(input_dict))
         for name, reason in identifiers.items():
             logging.warning("Column '%s' is not used as a feature: %s", name, reason)
-        curated = curate_schema(schema, spec, identifiers)
+        curated = curate_schema(schema, spec, identifiers, label_domain)
         output_uri = os.path.join(
             artifact_utils.get_single_uri(output_dict[standard_component_specs.SCHEMA_KEY]),
             DEFAULT_FILE_NAME,

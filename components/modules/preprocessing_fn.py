@@ -169,7 +169,8 @@ def prepare_label(
 ) -> tf.Tensor:
     """What the model learns: float32 for regression; int64 class ids otherwise.
 
-    - binary, multilabel column: 1 for the positive value, 0 otherwise. Text is folded (case, spaces):
+    - binary, multilabel column: 1 for the positive value, 0 otherwise; a binary label of two numbers
+      other than 0/1 (2/4) is 1 where it equals `positive_class`. Text is folded (case, spaces):
       the positive value is `positive_class` (binary), else the one of yes/true/1/y/t; CuratedSchemaGen
       has checked that a text column holds two values and that the positive one is known.
     - multiclass: the index of the value (text or integer) in the label vocabulary TF Transform learns
@@ -184,6 +185,8 @@ def prepare_label(
             _as_text(values), vocab_filename=LABEL_CLASSES_VOCABULARY, default_value=-1
         )
         return tf.reshape(index, [-1, 1])
+    if task == TaskType.BINARY and column.dtype != tf.string and positive_class is not None:
+        return tf.reshape(tf.cast(tf.equal(as_text(values), positive_class.strip()), tf.int64), [-1, 1])
     if column.dtype == tf.string:
         folded = tf.strings.lower(tf.strings.strip(values))
         chosen = positive_class if task == TaskType.BINARY else None

@@ -17,6 +17,7 @@ from components.curated_schema_gen.executor import (
     ConstantLabelError,
     LabelValuesError,
     MissingColumnError,
+    binary_number_domain,
     check_classes_seen_in_training,
     check_labels_vary,
     curate_schema,
@@ -211,3 +212,24 @@ def test_a_binary_text_label_keeps_its_values_in_the_schema(tmp_path):
     assert label.type == schema_pb2.BYTES and label.presence.min_fraction == 1.0
     io_utils.write_pbtxt_file(str(tmp_path / SCHEMA_FILE), curated)
     assert binary_class_names(str(tmp_path), spec) == ["benign", "malignant"]
+
+
+def test_a_binary_label_of_two_numbers_other_than_0_1_needs_its_positive_one(tmp_path):
+    numbers = tfdv.generate_statistics_from_dataframe(
+        pd.DataFrame({"fare": range(40), "outcome": [2, 4] * 20})
+    )
+    with pytest.raises(LabelValuesError, match="holds numbers from 2 to 4, not 0/1: .* positive_class: 4"):
+        check_labels_vary(numbers, binary_spec())
+    spec = binary_spec(positive_class="4")
+    check_labels_vary(numbers, spec)
+    counts = {"train": Counter({"2": 30, "4": 10}), "test": Counter({"4": 3})}
+    assert binary_number_domain("outcome", counts, "4") == (2, 4)
+    with pytest.raises(LabelValuesError, match="positive_class '1' is not a value of label column 'outcome'"):
+        binary_number_domain("outcome", counts, "1")
+    with pytest.raises(LabelValuesError, match="holds 3 distinct values \\(2, 3, 4\\)"):
+        binary_number_domain("outcome", {**counts, "eval": Counter({"3": 1})}, "4")
+    curated = curate_schema(tfdv.infer_schema(numbers, infer_feature_shape=True), spec, label_domain=(2, 4))
+    label = by_name(curated)["outcome"]
+    assert (label.int_domain.min, label.int_domain.max) == (2, 4)
+    io_utils.write_pbtxt_file(str(tmp_path / SCHEMA_FILE), curated)
+    assert binary_class_names(str(tmp_path), spec) == ["2", "4"]

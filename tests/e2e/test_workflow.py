@@ -188,8 +188,21 @@ def assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run,
 
 @pytest.mark.xdist_group("workflow-shuffled")
 def test_shuffled_labels_have_no_statistical_power_and_push_nothing(tmp_path_factory, capsys):
+    """The breast cancer labels shuffled, and written as the original Wisconsin file writes them (benign 2,
+    malignant 4; positive_class: 4): a binary label of two numbers other than 0/1."""
     folder = tmp_path_factory.mktemp("shuffled")
-    spec = load_spec(write_task(folder, "binary", shuffle_labels=True, training=SHORT_TRAINING))
+    codes = {"benign": 2, "malignant": 4}
+    spec = load_spec(
+        write_task(
+            folder,
+            "binary",
+            shuffle_labels=True,
+            label_codes=codes,
+            training=SHORT_TRAINING,
+            positive_class=4,
+        )
+    )
+    assert spec.positive_class == "4"
     run = run_training(spec, folder / "home")
     paths = RunPaths.for_spec(spec.name, folder / "home")
     assert run.blessed is False
@@ -202,6 +215,7 @@ def test_shuffled_labels_have_no_statistical_power_and_push_nothing(tmp_path_fac
     report = json.loads((output_uri(paths, spec, "Report", "report") / REPORT_DATA_FILE).read_text())
     assert report["verdict"]["blessed"] is False
     assert any("no statistical power" in reason for reason in report["verdict"]["reasons"])
+    assert report["confusion_matrix"]["labels"] == ["2", "4"]  # [negative, positive] as the file writes them
 
 
 @pytest.fixture(scope="module")

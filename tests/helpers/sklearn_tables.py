@@ -87,9 +87,14 @@ def table(task: str) -> tuple[dict[str, np.ndarray], str | list[str], str]:
     raise ValueError(f"no table for task {task!r}")
 
 
-def write_task(folder: Path, task: str, shuffle_labels: bool = False, **changes) -> Path:
-    """Writes the task's CSV and spec under `folder`; returns the spec path."""
+def write_task(
+    folder: Path, task: str, shuffle_labels: bool = False, label_codes: dict | None = None, **changes
+) -> Path:
+    """Writes the task's CSV and spec under `folder`; returns the spec path. `label_codes` writes the
+    label's values as other codes (the original Wisconsin file writes benign 2, malignant 4)."""
     columns, label, metric = table(task)
+    if label_codes is not None:
+        columns[label] = np.array([label_codes[value] for value in columns[label]])
     if shuffle_labels:
         order = np.random.default_rng(7).permutation(len(next(iter(columns.values()))))
         for name in [label] if isinstance(label, str) else label:

@@ -327,3 +327,8 @@ def test_auto_columns_of_iso_dates_are_found_as_datetime(tmp_path):
     frame.to_parquet(tmp_path / "trips.parquet")
     parquet = {**five_lines, "data": {"source": str(tmp_path / "trips.parquet"), "format": "parquet"}}
     assert load_spec(write_spec(tmp_path, parquet)).found_datetimes == ("pickup",)
+
+
+def test_a_numeric_positive_class_names_the_value_as_written(tmp_path):
+    assert load_spec(write_spec(tmp_path, {"positive_class": 4})).positive_class == "4"
+    assert load_spec(write_spec(tmp_path, {"positive_class": "yes"})).positive_class == "yes"

@@ -199,3 +199,8 @@ def test_multiclass_labels_by_name_or_any_integer_get_class_ids_from_the_trainin
 def test_a_multilabel_column_of_yes_no_becomes_0_or_1():
     column = tf.constant(["yes", "No", "TRUE", "false"])
     assert prepare_label(column, TaskType.MULTILABEL).numpy().ravel().tolist() == [1, 0, 1, 0]
+
+
+def test_a_binary_label_of_two_other_numbers_is_1_where_it_is_the_positive_class():
+    codes = tf.constant([2, 4, 4, 2], tf.int64)  # the Wisconsin file: benign 2, malignant 4
+    assert prepare_label(codes, TaskType.BINARY, "4").numpy().ravel().tolist() == [0, 1, 1, 0]
