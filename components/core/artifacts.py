@@ -46,6 +46,22 @@ PREDICTIONS_KEY = "predictions"  # the output of every signature and every devic
 SERVING_SIGNATURE = "serving_default"  # serialized tf.Examples in (TF Serving, the Evaluator)
 RAW_SIGNATURE = "serving_raw"  # one [None, 1] tensor per raw feature in (TFLite, TF.js, the gate)
 TRANSFORMED_LABELS_SIGNATURE = "transformed_labels"  # TFMA's default name: the labels as trained on
+
+
+def raw_input_name(column: str) -> str:
+    """The `serving_raw` input (and so TFLite's and TF.js's) of a column: its name with every character
+    but letters and digits as `_`, and `arg_` before one that does not start with a letter. That is
+    tf.function's own rule for argument names ("petal length (cm)" -> "petal_length__cm_"), written
+    here so that readers can map inputs back to columns."""
+    swapped = "".join(c if c.isalnum() else "_" for c in column)
+    return swapped if swapped[:1].isalpha() else f"arg_{swapped}"
+
+
+def raw_input_columns(columns) -> dict[str, str]:
+    """`serving_raw` input name -> column, for the given columns."""
+    return {raw_input_name(column): column for column in columns}
+
+
 # serving_default of a classifier also returns TF Serving's classify-style outputs: `scores` [n, K] (the
 # probability of each class; for multilabel, of each label), `classes` [n, K] (their names) and, for binary
 # and multiclass, `predicted_class` [n] (the most probable class's name).

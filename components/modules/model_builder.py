@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,13 @@ def skip_autograph(model: keras.Model) -> None:
         setattr(model, step, tf.autograph.experimental.do_not_convert(getattr(model, step)))
 
 
+def layer_name(column: str) -> str:
+    """A column name as a Keras layer name: TensorFlow scope names take letters, digits and `_.-` only
+    ("petal length (cm)" -> "petal_length_cm_")."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", column)
+    return name if re.match(r"[A-Za-z0-9.]", name) else f"f{name}"
+
+
 def build_model(
     features: list[FeatureInput],
     spec: ProblemSpec,
@@ -104,16 +112,16 @@ def build_model(
     inputs: dict[str, keras.Input] = {}
     encoded = []
     for feature in features:
+        # Keras matches a dict of inputs by its keys; layer names must be TensorFlow scope names.
+        layer = layer_name(feature.name)
         if feature.is_categorical:
-            layer_input = keras.Input(shape=(1,), name=feature.name, dtype=tf.int64)
+            layer_input = keras.Input(shape=(1,), name=layer, dtype=tf.int64)
             size = embedding_size(feature.buckets)
-            embedded = keras.layers.Embedding(feature.buckets, size, name=f"{feature.name}_embedding")(
-                layer_input
-            )
-            encoded.append(keras.layers.Reshape((size,), name=f"{feature.name}_flat")(embedded))
+            embedded = keras.layers.Embedding(feature.buckets, size, name=f"{layer}_embedding")(layer_input)
+            encoded.append(keras.layers.Reshape((size,), name=f"{layer}_flat")(embedded))
         else:
-            layer_input = keras.Input(shape=(1,), name=feature.name, dtype=tf.float32)
-            encoded.append(ClipValues(Z_CLIP, name=f"{feature.name}_clip")(layer_input))
+            layer_input = keras.Input(shape=(1,), name=layer, dtype=tf.float32)
+            encoded.append(ClipValues(Z_CLIP, name=f"{layer}_clip")(layer_input))
         inputs[feature.name] = layer_input
     hidden = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
     regularizer = (

@@ -3,10 +3,11 @@
 - `serving_default`: serialized tf.Example in (what TF Serving clients send), TF Transform's graph, model;
   a classifier also returns classify-style `scores`, `classes` and `predicted_class` (class names as the
   data writes them, also saved as `assets.extra/class_names.json`).
-- `serving_raw`: one `[None, 1]` tensor per feature (float32 for numeric, string for categorical, int32
-  Unix seconds for a date-time); NaN, "" or `datetimes.MISSING_SECONDS` marks a missing value. The
-  transform runs inside the graph with in-graph lookup tables (no vocabulary files) and integer calendar
-  arithmetic, which is what TFLite and TF.js can convert and run.
+- `serving_raw`: one `[None, 1]` tensor per feature, named `artifacts.raw_input_name(column)` (float32
+  for numeric, string for categorical, int32 Unix seconds for a date-time); NaN, "" or
+  `datetimes.MISSING_SECONDS` marks a missing value. The transform runs inside the graph with in-graph
+  lookup tables (no vocabulary files) and integer calendar arithmetic, which is what TFLite and TF.js
+  can convert and run.
 
 The raw signature rebuilds the transform from what TF Transform learnt: the vocabularies it wrote, and
 for each numeric feature the affine map from raw value to z-score, read off the transform graph itself
@@ -34,6 +35,7 @@ from components.core.artifacts import (
     SERVING_SIGNATURE,
     TRANSFORMED_LABELS_SIGNATURE,
     binary_class_names_in,
+    raw_input_name,
 )
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
 from components.modules import datetimes
@@ -165,7 +167,10 @@ class RawTransform(tf.Module):
                 self.tables[name] = _lookup_table(vocabulary, oov_buckets)
 
     def input_specs(self) -> dict[str, tf.TensorSpec]:
-        return {name: tf.TensorSpec([None, 1], RAW_DTYPES[kind], name) for name, kind in self.kinds.items()}
+        return {
+            raw_input_name(name): tf.TensorSpec([None, 1], RAW_DTYPES[kind], raw_input_name(name))
+            for name, kind in self.kinds.items()
+        }
 
     def output_names(self) -> list[str]:
         """The transformed features the model takes (a date-time column gives three)."""
@@ -182,7 +187,7 @@ class RawTransform(tf.Module):
     def __call__(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         out = {}
         for name, kind in self.kinds.items():
-            value = raw[name]
+            value = raw[raw_input_name(name)]
             if kind == FeatureKind.NUMERIC:
                 out[name] = _scaled(self.numeric[name], value, tf.logical_not(tf.math.is_nan(value)))
             elif kind == FeatureKind.DATETIME:

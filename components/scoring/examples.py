@@ -7,6 +7,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from components.core.artifacts import raw_input_columns
 from components.modules.datetimes import unix_seconds
 
 
@@ -45,14 +46,16 @@ def to_raw_inputs(rows: list[dict[str, str]], input_dtypes: dict[str, tf.DType],
     Number columns used as categories are written the way TF Transform writes them: integers "7", not
     "7.0"; floats as `%g` writes them ("8" for 8.0, "1.5").
     """
+    columns = raw_input_columns(raw_feature_spec)
     inputs = {}
     for name, dtype in input_dtypes.items():
-        values = [row.get(name) for row in rows]
+        column = columns.get(name, name)
+        values = [row.get(column) for row in rows]
         if dtype == tf.int32:  # a date-time: Unix seconds (see components/modules/datetimes.py)
             seconds = [unix_seconds(None if _is_missing(v) else v) for v in values]
             inputs[name] = np.array(seconds, dtype=np.int32).reshape(-1, 1)
         elif dtype == tf.string:
-            text = ["" if _is_missing(v) else _category(v, raw_feature_spec[name].dtype) for v in values]
+            text = ["" if _is_missing(v) else _category(v, raw_feature_spec[column].dtype) for v in values]
             inputs[name] = np.array(text, dtype=object).reshape(-1, 1)
         else:
             numbers = [math.nan if _is_missing(v) else float(v) for v in values]

@@ -14,6 +14,7 @@ from tfx import types
 from tfx.types import artifact_utils
 
 from components.core import evaluation
+from components.core.artifacts import raw_input_columns
 from components.core.models_config import target_name
 from components.core.spec import ProblemSpec, TaskType
 from components.modules.datetimes import unix_seconds
@@ -66,16 +67,18 @@ def read_serialized(files: list[str], limit: int | None = None) -> list[bytes]:
 
 
 def raw_inputs(serialized: list[bytes], tft_output: tft.TFTransformOutput, input_dtypes: dict[str, tf.DType]):
-    """(`[n, 1]` arrays for the raw-feature signature, the parsed examples)."""
+    """(`[n, 1]` arrays for the raw-feature signature, the parsed examples). `input_dtypes` is keyed by
+    the signature's input names (or by column names: the arrays are then keyed by those)."""
     raw_spec = tft_output.raw_feature_spec()
     parsed = tf.io.parse_example(tf.constant(serialized), raw_spec)
     count = len(serialized)
+    columns = raw_input_columns(raw_spec)
     inputs = {}
     for name, dtype in input_dtypes.items():
         if dtype == tf.int32:  # a date-time: Unix seconds, read from the cell as the graph reads it
-            inputs[name] = _unix_seconds(parsed[name], count)
+            inputs[name] = _unix_seconds(parsed[columns.get(name, name)], count)
             continue
-        column = parsed[name]
+        column = parsed[columns.get(name, name)]
         if isinstance(column, tf.SparseTensor):
             if column.dtype != tf.string and dtype == tf.string:
                 column = tf.SparseTensor(column.indices, as_text(column.values), column.dense_shape)

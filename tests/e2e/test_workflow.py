@@ -10,10 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 from sklearn.metrics import log_loss
 
-from components.core.artifacts import PROTOCOL_FILE, REPORT_DATA_FILE, TEST_PREDICTIONS_FILE, read_power
+from components.core.artifacts import (
+    PROTOCOL_FILE,
+    RAW_SIGNATURE,
+    REPORT_DATA_FILE,
+    TEST_PREDICTIONS_FILE,
+    read_power,
+)
 from components.core.sources import write_table
 from components.core.spec import load_spec
 from pipelines.ops.cli import run_training
@@ -158,6 +165,9 @@ def assert_served_outputs_speak_the_tables_classes(spec, paths, report) -> None:
         np.testing.assert_allclose(outputs["scores"], outputs["predictions"])
         predicted = [classes[i] for i in np.argmax(outputs["predictions"], axis=1)]
         assert outputs["predicted_class"] == predicted
+        # Columns named "petal length (cm)" reach the devices' signature under tf.function's argument names.
+        signature = tf.saved_model.load(str(paths.serving_dir / versions(paths.serving_dir)[-1])).signatures
+        assert "petal_length__cm_" in signature[RAW_SIGNATURE].structured_input_signature[1]
         # Iris is easy: the served class names match the table's own on nearly every row.
         agree = np.mean([p == row["species"] for p, row in zip(predicted, rows, strict=True)])
         assert agree >= 0.8, agree

@@ -1,7 +1,8 @@
 """Small real tables that ship with scikit-learn (offline), written as CSV with a spec for each task type.
 
 - binary: breast cancer (569 tumours, the label written `malignant` or `benign`)
-- multiclass: iris (150 flowers, the label written `setosa`, `versicolor` or `virginica`)
+- multiclass: iris (150 flowers, the label written `setosa`, `versicolor` or `virginica`; columns named as
+  the table names them, `petal length (cm)`)
 - regression: diabetes (442 patients, disease progression after one year), with a patient id column
 - multilabel: the diabetes patients with three labels from real columns, written as exports write flags
   (`yes`/`no`, `True`/`False`, `1`/`0`): progression above its median, triglycerides (s5) above its
@@ -58,7 +59,8 @@ def table(task: str) -> tuple[dict[str, np.ndarray], str | list[str], str]:
         return columns, "diagnosis", "auc"
     if task == "multiclass":
         data = datasets.load_iris()
-        columns = {_column_name(n): data.data[:, i] for i, n in enumerate(data.feature_names)}
+        # The columns named as the table ships them ("petal length (cm)"): spaces and parentheses.
+        columns = {n: data.data[:, i] for i, n in enumerate(data.feature_names)}
         columns["species"] = np.asarray(data.target_names)[data.target]
         return columns, "species", "accuracy"
     data = datasets.load_diabetes(scaled=False)
