@@ -99,20 +99,54 @@ def _pin(serving_root: Path, model: str, version: int, reason: str) -> Path:
     return config
 
 
-def rollback(serving_root: Path, model: str) -> tuple[int, int]:
-    """Pins the version before the current one; returns (was, now). Nothing is deleted."""
+def rollback(serving_root: Path, model: str, to: int | None = None) -> tuple[int, int]:
+    """Pins the version that served before the current one, or `to`; returns (was, now). Nothing is
+    deleted. See `rollback_target` for which version that is."""
     with locked(serving_root):
         available = versions(serving_root / model)
         current = current_versions(serving_root)
         was = current.get(model, available[-1] if available else None)
-        earlier = [v for v in available if was is not None and v < was]
-        if not earlier:
-            raise RollbackError(
-                f"model '{model}' has no version older than {was} in {serving_root / model} "
-                f"(versions there: {available or 'none'}); nothing to roll back to"
-            )
-        _pin(serving_root, model, earlier[-1], reason=f"rollback from {was}")
-    return was, earlier[-1]
+        if to is not None:
+            if to not in available or to == was:
+                raise RollbackError(
+                    f"model '{model}' cannot roll back to version {to}: "
+                    + ("it is the one in service" if to == was else f"versions there: {available or 'none'}")
+                )
+            target = to
+        else:
+            history = read_current(serving_root, model).get("history", [])
+            target = rollback_target(history, was, available)
+            if target is None:
+                skipped = sorted(rolled_back_from(history))
+                raise RollbackError(
+                    f"model '{model}' has no version that served before {was} in {serving_root / model} "
+                    f"(versions there: {available or 'none'}"
+                    + (f"; rolled back from before: {', '.join(map(str, skipped))}" if skipped else "")
+                    + "); nothing to roll back to. Name one with --to VERSION"
+                )
+        _pin(serving_root, model, target, reason=f"rollback from {was}")
+    return was, target
+
+
+def rolled_back_from(history: list[dict]) -> set[int]:
+    """The versions a rollback moved away from: a bad version stays out of later rollbacks."""
+    return {
+        entry["was"] for entry in history if entry.get("reason", "").startswith("rollback") and entry["was"]
+    }
+
+
+def rollback_target(history: list[dict], current: int | None, available: list[int]) -> int | None:
+    """The newest version in `current.json`'s history that served before `current`, skipping `current`,
+    versions rolled back from and versions no longer on disk. Without a history (a folder pinned by hand or by
+    an older Blueprint), the highest version below `current`."""
+    if not history:
+        earlier = [v for v in available if current is not None and v < current]
+        return earlier[-1] if earlier else None
+    skipped = rolled_back_from(history) | {current}
+    for entry in reversed(history):
+        if entry["version"] not in skipped and entry["version"] in available:
+            return entry["version"]
+    return None
 
 
 def _write(serving_root: Path, current: dict[str, int]) -> Path:

@@ -198,7 +198,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     spec = load_spec(args.config, check_data=False)
     serving_dir = RunPaths.for_spec(spec.name, args.home).serving_dir
     try:
-        was, now = models_config.rollback(serving_dir.parent, serving_dir.name)
+        was, now = models_config.rollback(serving_dir.parent, serving_dir.name, to=args.to)
     except models_config.RollbackError as error:
         print(f"Not rolled back: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -273,10 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--span", type=int, help="span number (default: the newest)")
     check.set_defaults(handler=_cmd_check)
     rollback = commands.add_parser(
-        "rollback", help="serve the version before the current one, for every target"
+        "rollback", help="serve the version that served before the current one (or --to VERSION), for every target"
     )
     rollback.add_argument("--config", required=True, help="problem spec (YAML)")
     rollback.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep their outputs")
+    rollback.add_argument(
+        "--to",
+        type=int,
+        default=None,
+        metavar="VERSION",
+        help="serve this version (default: the one that served before the current one, skipping versions "
+        "rolled back from)",
+    )
     rollback.set_defaults(handler=_cmd_rollback)
     page = commands.add_parser("page", help="serve the TF.js page for the model in service on 127.0.0.1")
     page.add_argument("--config", required=True, help="problem spec (YAML)")

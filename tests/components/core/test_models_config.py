@@ -44,9 +44,32 @@ def test_rollback_serves_the_previous_version_and_deletes_nothing(tmp_path):
     assert models_config.rollback(root, "taxi") == (second, first)
     assert models_config.current_versions(root) == {"taxi": first, "wine": other}
     assert models_config.versions(root / "taxi") == [first, second]
-    with pytest.raises(models_config.RollbackError, match="'taxi' has no version older than"):
+    with pytest.raises(
+        models_config.RollbackError, match="rolled back from before: .*nothing to roll back to"
+    ):
         models_config.rollback(root, "taxi")
     assert models_config.current_versions(root)["taxi"] == first, "a refused rollback changes nothing"
+
+
+def test_rollback_follows_history_and_skips_versions_rolled_back_from(tmp_path):
+    """Push v1, push v2, roll back (v1), push v3, roll back: v1 again, not v2, the version already rolled
+    back from (the issue's case). v2 stays reachable by number."""
+    source = fake_saved_model(tmp_path / "model")
+    root = tmp_path / "serving"
+    v1, v2 = push(root, "taxi", source), push(root, "taxi", source)
+    assert models_config.rollback(root, "taxi") == (v2, v1)
+    v3 = push(root, "taxi", source)
+    assert models_config.rollback(root, "taxi") == (v3, v1)
+    with pytest.raises(models_config.RollbackError, match=f"rolled back from before: {v2}, {v3}"):
+        models_config.rollback(root, "taxi")
+    assert models_config.rollback(root, "taxi", to=v2) == (v1, v2)
+    with pytest.raises(models_config.RollbackError, match="it is the one in service"):
+        models_config.rollback(root, "taxi", to=v2)
+    with pytest.raises(models_config.RollbackError, match="cannot roll back to version 42"):
+        models_config.rollback(root, "taxi", to=42)
+    history = models_config.read_current(root, "taxi")["history"]
+    assert [entry["version"] for entry in history] == [v1, v2, v1, v3, v1, v2]
+    assert models_config.versions(root / "taxi") == [v1, v2, v3]  # nothing deleted
 
 
 def test_pinning_a_version_that_is_not_there_is_refused(tmp_path):
@@ -75,3 +98,5 @@ def test_rollback_command(tmp_path):
     assert f"now serves version {first} (was {second})" in done.stdout
     again = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     assert again.returncode != 0 and "nothing to roll back to" in again.stderr
+    back = subprocess.run([*command, "--to", str(second)], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert back.returncode == 0 and f"now serves version {second} (was {first})" in back.stdout
