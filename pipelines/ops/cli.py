@@ -273,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--span", type=int, help="span number (default: the newest)")
     check.set_defaults(handler=_cmd_check)
     rollback = commands.add_parser(
-        "rollback", help="serve the version that served before the current one (or --to VERSION), for every target"
+        "rollback",
+        help="serve the version that served before the current one (or --to VERSION), for every target",
     )
     rollback.add_argument("--config", required=True, help="problem spec (YAML)")
     rollback.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep their outputs")
