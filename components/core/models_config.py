@@ -13,14 +13,14 @@ from __future__ import annotations
 import datetime
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
+
+from components.core.files import replace_file
 
 MODELS_CONFIG = "models.config"
 CURRENT = "current.json"
@@ -163,11 +163,8 @@ def _write(serving_root: Path, current: dict[str, int]) -> Path:
 
 
 def _replace_text(path: Path, text: str) -> None:
-    """Writes `path` through a temporary file and a rename: readers see the old or the new, never half."""
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(staging, path)
+    """Writes `path` whole or not at all (readers see the old or the new, never half)."""
+    replace_file(path, text)
 
 
 @contextmanager

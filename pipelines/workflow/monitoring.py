@@ -14,9 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import tensorflow_data_validation as tfdv
+from absl import logging
+from google.protobuf.message import DecodeError
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx.utils import io_utils
 
+from components.core.files import replace_file
 from components.core.spec import FeatureKind, ProblemSpec
 from components.core.tables import CsvFormat
 from pipelines.paths import RunPaths
@@ -216,19 +219,31 @@ def reference_statistics(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     cache = cache_dir / f"reference-{production.version}.pb"
-    if cache.exists():
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
-        stats.ParseFromString(cache.read_bytes())
-        return stats
+    cached = read_cached_statistics(cache)
+    if cached is not None:
+        return cached
     patterns = [str(Path(a.uri) / "Split-train" / "*") for a in production.training_examples]
     stats = tfdv.generate_statistics_from_tfrecord(
         data_location=patterns,
         stats_options=tfdv.StatsOptions(schema=schema),
         pipeline_options=PipelineOptions(list(DEFAULT_BEAM_ARGS)),
     )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache.write_bytes(stats.SerializeToString())
+    replace_file(cache, stats.SerializeToString())
     return stats
+
+
+def read_cached_statistics(path: Path) -> statistics_pb2.DatasetFeatureStatisticsList | None:
+    """Statistics cached at `path`; None when absent or unreadable (a file cut short by an older,
+    non-atomic write): the caller computes them again."""
+    if not path.exists():
+        return None
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    try:
+        stats.ParseFromString(path.read_bytes())
+    except DecodeError:
+        logging.warning("Cached statistics %s are unreadable; computing them again", path)
+        return None
+    return stats if stats.datasets else None
 
 
 def schema_problems(anomalies: anomalies_pb2.Anomalies) -> dict[str, str]:
@@ -336,15 +351,21 @@ def write_report(report: DriftReport, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"span-{report.span:04d}-{time.time_ns() // 1_000_000}"
     path = folder / f"{stem}.json"
-    path.write_text(json.dumps(report.to_json(), indent=1))
-    (folder / f"{stem}.txt").write_text(report.summary() + "\n")
+    replace_file(path, json.dumps(report.to_json(), indent=1))
+    replace_file(folder / f"{stem}.txt", report.summary() + "\n")
     return path
 
 
 def reports(folder: Path, span: int | None = None) -> list[dict]:
     """Every report written so far (oldest first), optionally for one span."""
     pattern = f"span-{span:04d}-*.json" if span is not None else "span-*.json"
-    return [json.loads(p.read_text()) for p in sorted(folder.glob(pattern))]
+    found = []
+    for path in sorted(folder.glob(pattern)):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            logging.warning("Drift report %s is unreadable (cut short?); it is left out", path)
+    return found
 
 
 def span_to_check(spec: ProblemSpec, paths: RunPaths) -> int | None:
