@@ -23,7 +23,6 @@ from components.core.tables import ISO_DATE_TIME
 # part -> how many values it takes (its index is 1 + the value counted from 0; 0 = missing)
 PARTS = {"hour": 24, "weekday": 7, "month": 12}
 MISSING_SECONDS = -(2**31)  # int32's lowest value: a missing date-time in the raw signature's input
-ISO_PATTERN = ISO_DATE_TIME
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
 _EPOCH = datetime.datetime(1970, 1, 1)
 
@@ -93,26 +92,27 @@ def part_indices(seconds: tf.Tensor, present: tf.Tensor) -> dict[str, tf.Tensor]
     }
 
 
-def _number(text: tf.Tensor, has: tf.Tensor, start: int, default: str) -> tf.Tensor:
-    chosen = tf.where(has, tf.strings.substr(text, start, 2 if start else 4), default)
+def _number(text: tf.Tensor, has: tf.Tensor, start: int, width: int, default: str) -> tf.Tensor:
+    """The digits at text[start:start + width] as int64 where `has`, else `default`."""
+    chosen = tf.where(has, tf.strings.substr(text, start, width), default)
     return tf.strings.to_number(chosen, out_type=tf.int64)
 
 
 def seconds_from_text(text: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(int64 Unix seconds of the wall-clock time an ISO-8601 text writes, whether the text is one)."""
     text = tf.strings.strip(text)
-    valid = tf.strings.regex_full_match(text, ISO_PATTERN)
+    valid = tf.strings.regex_full_match(text, ISO_DATE_TIME)
     has_time = tf.strings.regex_full_match(text, r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
     has_seconds = tf.strings.regex_full_match(text, r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}.*")
     # Substr fails past a string's end, and runs on every row before the selection: read from a text
     # that is long enough everywhere (the suffix is never read where a part is present).
     text = tf.strings.join([tf.where(valid, text, "1970-01-01"), "T00:00:00"])
-    year = _number(text, valid, 0, "1970")
-    month = _number(text, valid, 5, "01")
-    day = _number(text, valid, 8, "01")
-    hour = _number(text, has_time, 11, "00")
-    minute = _number(text, has_time, 14, "00")
-    second = _number(text, has_seconds, 17, "00")
+    year = _number(text, valid, 0, 4, "1970")
+    month = _number(text, valid, 5, 2, "01")
+    day = _number(text, valid, 8, 2, "01")
+    hour = _number(text, has_time, 11, 2, "00")
+    minute = _number(text, has_time, 14, 2, "00")
+    second = _number(text, has_seconds, 17, 2, "00")
     days = days_from_civil(year, month, day)
     return days * 86400 + hour * 3600 + minute * 60 + second, valid
 
