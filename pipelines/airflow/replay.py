@@ -96,8 +96,9 @@ class ReplayAirflow:
 
 
 def take_queued_runs(dag_id: str) -> list[dict]:
-    """The confs of the DAG's queued runs (what TriggerDagRunOperator created), which are removed:
-    with no scheduler here, the caller runs them itself with `DAG.test()`."""
+    """The confs of the DAG's queued runs (what TriggerDagRunOperator created), in the order a scheduler
+    would start them (logical date), which are removed: with no scheduler here, the caller runs them
+    itself with `DAG.test()`."""
     from airflow.models import DagRun
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState
@@ -106,7 +107,7 @@ def take_queued_runs(dag_id: str) -> list[dict]:
         queued = (
             session.query(DagRun)
             .filter(DagRun.dag_id == dag_id, DagRun.state == DagRunState.QUEUED)
-            .order_by(DagRun.id)
+            .order_by(DagRun.execution_date)
             .all()
         )
         confs = [dict(run.conf or {}) for run in queued]

@@ -368,10 +368,21 @@ def reports(folder: Path, span: int | None = None) -> list[dict]:
     return found
 
 
-def span_to_check(spec: ProblemSpec, paths: RunPaths) -> int | None:
-    """The newest landed span unless it already passed a check (bad spans are checked again)."""
-    span = landing.newest_span(spec)
-    if span is None:
-        return None
-    done = [r for r in reports(paths.monitoring_dir, span) if r["decision"] != BAD_DATA]
-    return None if done else span
+def spans_to_check(spec: ProblemSpec, paths: RunPaths) -> list[int]:
+    """Every landed span that has no report yet, oldest first: spans that land between two polls are all
+    checked, in order. A span with a report (bad data included) is not checked again: spans are never
+    overwritten, so a corrected file lands as a new span (`pipelines check --span N` re-checks one by hand).
+    """
+    checked = {report.get("span") for report in reports(paths.monitoring_dir)}
+    return [span for span in landing.landed_spans(spec) if span not in checked]
+
+
+def passed_check(paths: RunPaths, span: int) -> bool:
+    """Whether a check of `span` let it through (any decision but bad data)."""
+    return any(report["decision"] != BAD_DATA for report in reports(paths.monitoring_dir, span))
+
+
+def newest_checked_span(spec: ProblemSpec, paths: RunPaths) -> int | None:
+    """The newest landed span that passed a check (what a training run without a span ingests)."""
+    passed = [span for span in landing.landed_spans(spec) if passed_check(paths, span)]
+    return passed[-1] if passed else None

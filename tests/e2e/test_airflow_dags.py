@@ -1,8 +1,11 @@
 """The Airflow DAGs on real Airflow (`DAG.test()`, SQLite): integrity, training, drift, bad data, arrival.
 
-One landing zone is replayed in order: span 1 trains the first model; span 2 (same distribution)
-is only ingested; span 3 (fare tripled) and span 4 (payment mix changed) trigger training with the
-reason; the triggered run trains on a window that includes span 4; span 5 (bad data) fails loudly.
+One landing zone is replayed in order: span 1 is refused by the training DAG until the monitoring DAG
+has checked it, then trains the first model; span 2 (same distribution) is only ingested; span 3 (fare
+tripled) and span 4 (payment mix changed) trigger training with the reason; span 5 lands between span 4's
+check and its training run, which trains on a window that includes span 4 and not the unchecked span 5;
+spans 5 and 6 land between two polls and are both checked and ingested, in order; bad data fails loudly,
+once.
 """
 
 from __future__ import annotations
@@ -102,18 +105,19 @@ def test_a_broken_dag_file_does_not_take_the_others_down(tmp_path, airflow_db):
 
 
 def test_training_dag_tasks_follow_the_pipeline(stream):
-    from pipelines.airflow.dags import TRAINING_GATE, training_dag
+    from pipelines.airflow.dags import CHOOSE_SPAN_TASK, TRAINING_GATE, training_dag
     from pipelines.workflow.training import create_pipeline
 
     spec, paths, _, root = stream
     dag = training_dag(spec, root / "home")
     components = create_pipeline(spec, paths).components
-    assert set(dag.task_ids) == {c.id for c in components} | {TRAINING_GATE}
+    assert set(dag.task_ids) == {c.id for c in components} | {TRAINING_GATE, CHOOSE_SPAN_TASK}
     assert set(COMPONENT_NODES) <= set(dag.task_ids)
     for component in components:
-        upstream = dag.get_task(component.id).upstream_task_ids - {TRAINING_GATE}
+        upstream = dag.get_task(component.id).upstream_task_ids - {TRAINING_GATE, CHOOSE_SPAN_TASK}
         assert upstream == {node.id for node in component.upstream_nodes}, component.id
     assert dag.get_task(TRAINING_GATE).upstream_task_ids == {"CsvExampleGen"}
+    assert dag.get_task("CsvExampleGen").upstream_task_ids == {CHOOSE_SPAN_TASK}
     assert dag.get_task(TRAINING_GATE).downstream_task_ids == {"span_window_resolver"}
     order = [task.task_id for task in dag.topological_sort()]
     assert order.index("span_window_resolver") < order.index("Transform") < order.index("Trainer")
@@ -124,7 +128,13 @@ def test_training_dag_trains_and_pushes_with_the_form_values(stream, pool):
     header, rows = pool
     spec, paths, airflow, _ = stream
     assert land(stream, "first", header, rows[:2500]) == 1
-    assert airflow.train({"epochs": 2, "reason": "first model"}) == "success"
+    refused = airflow.train_task_states({"epochs": 2, "reason": "before any check"})
+    assert refused["choose_span"] == "failed" and refused["CsvExampleGen"] == "upstream_failed"
+    assert ingested_spans(paths) == set(), "a span the monitoring DAG has not checked was ingested"
+    state, queued = airflow.check()
+    assert state == "success" and queued == [{"span": 1, "train": True, "reason": queued[0]["reason"]}]
+    assert latest_report(paths, 1)["decision"] == monitoring.FIRST_MODEL
+    assert airflow.train({"epochs": 2, "reason": "first model"}) == "success", "the newest checked span"
     assert len(versions(paths.serving_dir)) == 1
     production = results.production_model(results.open_store(paths.metadata_config()), "blueprint-taxi")
     assert production.spans == [1]
@@ -187,11 +197,30 @@ def test_a_changed_category_mix_triggers_training(stream, pool, triggered):
     triggered["after_mix"] = queued[0]
 
 
-def test_the_triggered_run_trains_on_a_window_with_the_new_span(stream, triggered):
+def test_the_triggered_run_trains_on_the_checked_span_not_on_a_later_one(stream, pool, triggered):
+    header, rows = pool
     _, paths, airflow, _ = stream
+    late = land(stream, "late", header, rows[2500:3300])  # after span 4's check, before its training run
     assert airflow.train(triggered["after_mix"]) == "success"
     trained = results.newest_model(results.open_store(paths.metadata_config()))
-    assert trained.spans == [2, 3, 4], "the rolling window is the newest 3 spans"
+    assert trained.spans == [2, 3, 4], "the rolling window is the newest 3 checked spans"
+    assert late not in ingested_spans(paths), "a span landed after the check was ingested unchecked"
+    triggered["late"] = late
+
+
+def test_spans_landed_between_two_polls_are_all_checked_and_ingested_in_order(stream, pool, triggered):
+    header, rows = pool
+    _, paths, airflow, _ = stream
+    later = land(stream, "later", header, rows[3300:4000])
+    state, queued = airflow.check()
+    assert state == "success"
+    assert [conf["span"] for conf in queued] == [triggered["late"], later], "one run per span, in order"
+    assert all(monitoring.reports(paths.monitoring_dir, conf["span"]) for conf in queued)
+    for conf in queued:
+        assert airflow.train(dict(conf, train=False)) == "success"
+    store = results.open_store(paths.metadata_config())
+    ingested = sorted(store.get_artifacts_by_type("Examples"), key=lambda artifact: artifact.id)
+    assert [results.span_of(a) for a in ingested][-2:] == [triggered["late"], later]
 
 
 def test_a_category_never_seen_in_training_is_accepted_with_a_warning(stream, pool):
@@ -226,7 +255,7 @@ def test_bad_data_stops_monitoring_triggers_nothing_and_keeps_the_served_model(s
     assert {"fare", "big_tipper"} <= set(report["schema_anomalies"])
     assert queued == []
     assert serving_snapshot(paths.serving_dir) == served
-    assert monitoring.span_to_check(stream[0], paths) == span, "a bad span is checked again, not skipped"
+    assert monitoring.spans_to_check(stream[0], paths) == [], "a bad span is reported once, not every poll"
 
 
 def test_a_span_folder_without_files_is_bad_data(stream):
