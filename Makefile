@@ -79,7 +79,7 @@ demo: install
 	$(PY) -m pipelines run --config config/taxi.yaml --home $(HOME_DIR)
 
 simulate: install
-	$(PY) -m pipelines simulate --home $(HOME_DIR)
+	$(PY) -m pipelines simulate --home $(HOME_DIR)/replay
 
 airflow: install
 	$(PY) -m pipelines airflow --profile local

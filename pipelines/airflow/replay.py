@@ -1,10 +1,15 @@
 """Replay: the taxi trips as a stream of quarterly spans, through the real Airflow DAGs.
 
 `python -m pipelines simulate` (or `make simulate`) cuts the shipped taxi data by
-`trip_start_timestamp` into calendar quarters, lands them one at a time in the spec's landing zone,
+`trip_start_timestamp` into calendar quarters, lands them one at a time in a landing zone of its own,
 and after each landing runs the monitoring DAG and, when it triggers retraining, the training DAG
 (`DAG.test()`, on an Airflow database of the replay's own). It records per span the drift scores,
 the decision, and the production model's metric on the span before and after, as JSON and PNG.
+
+Everything lives in the replay's home (`build/replay` by default): landing zone, pipeline root,
+serving folder, monitoring reports, ML Metadata (SQLite) and Airflow. Each replay starts from nothing,
+so it deletes what an earlier replay left there, and only that: a home without the replay's marker file
+is refused, and the spec's own landing zone is never used.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from components.core.sources import read_table, resolve, write_table
-from components.core.spec import ProblemSpec, load_spec
-from pipelines.paths import HOME_VARIABLE, RunPaths
+from components.core.spec import SPAN_TOKEN, ProblemSpec, load_spec
+from pipelines.paths import HOME_VARIABLE, MYSQL_VARIABLE, RunPaths
 from pipelines.settings import REPO_ROOT
 
 REPLAY_SPEC = "config/taxi_replay.yaml"
+DEFAULT_REPLAY_HOME = Path("build") / "replay"
+REPLAY_MARKER = ".blueprint-replay"
 TAXI_DATA = "pkg://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label/data.csv"
 TIMESTAMP_COLUMN = "trip_start_timestamp"
 
@@ -116,19 +123,23 @@ def take_queued_runs(dag_id: str) -> list[dict]:
     return confs
 
 
-def simulate(home: Path, spec_file: str = REPLAY_SPEC, limit: int | None = None) -> dict:
-    """Runs the replay and writes `timeline.json` and `timeline.png` under `home`/replay."""
-    home = home.resolve()
-    os.environ[HOME_VARIABLE] = str(home)
-    spec = load_spec(REPO_ROOT / spec_file, check_data=False)
-    paths = RunPaths.for_spec(spec.name, home)
-    out = home / "replay" / spec.name
-    from pipelines.workflow import landing
+class ReplayError(RuntimeError):
+    """The replay cannot use this home; the message says why and what to pass instead."""
 
-    _reset(paths, landing.landing_folder(spec), out)
+
+def simulate(
+    home: Path = DEFAULT_REPLAY_HOME, spec_file: str = REPLAY_SPEC, limit: int | None = None
+) -> dict:
+    """Runs the replay in `home` and writes `timeline.json` and `timeline.png` under `home`/<name>."""
+    home = claim_replay_home(home.resolve())
+    os.environ[HOME_VARIABLE] = str(home)
+    spec = replay_spec(load_spec(REPO_ROOT / spec_file, check_data=False), home)
+    paths = RunPaths.for_spec(spec.name, home)
+    out = home / spec.name
     quarters = cut_into_quarters(Path(resolve(TAXI_DATA, REPO_ROOT)), out / "quarters")[:limit]
     print(
-        f"Replay of '{spec.name}': {len(quarters)} quarterly spans, {quarters[0].stem} to {quarters[-1].stem}"
+        f"Replay of '{spec.name}' in {home}: {len(quarters)} quarterly spans, "
+        f"{quarters[0].stem} to {quarters[-1].stem}"
     )
     log = out / "airflow.log"
     print(f"Airflow's and TFX's logs: {log}", flush=True)
@@ -141,6 +152,45 @@ def simulate(home: Path, spec_file: str = REPLAY_SPEC, limit: int | None = None)
         _write_timeline(timeline, out)
     print(f"\nTimeline: {out / 'timeline.json'} and {out / 'timeline.png'}")
     return timeline
+
+
+def claim_replay_home(home: Path) -> Path:
+    """Empties `home` for a new replay and marks it as the replay's; refuses a home the replay did not
+    make (a folder with other files and no marker: the shared `build/`, a user's data) and MLMD on MySQL
+    (metadata the replay did not create)."""
+    if os.environ.get(MYSQL_VARIABLE):
+        raise ReplayError(
+            f"{MYSQL_VARIABLE} is set: the replay keeps its ML Metadata in SQLite inside its home and "
+            "never touches another store; unset it for `simulate`"
+        )
+    if home.exists() and any(home.iterdir()) and not (home / REPLAY_MARKER).is_file():
+        raise ReplayError(
+            f"'{home}' holds files the replay did not create (no {REPLAY_MARKER} in it), and a replay "
+            "deletes what its home holds; pass --home with a new or empty folder (default: build/replay)"
+        )
+    if home.exists():
+        for entry in home.iterdir():
+            if entry.name == REPLAY_MARKER:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    home.mkdir(parents=True, exist_ok=True)
+    (home / REPLAY_MARKER).write_text(
+        "made by `python -m pipelines simulate`: a replay empties this folder\n"
+    )
+    return home
+
+
+def replay_spec(spec: ProblemSpec, home: Path) -> ProblemSpec:
+    """The spec with its landing zone moved into the replay's home (any spanned spec's own is left alone)."""
+    if not spec.data.spanned:
+        raise ReplayError(f"spec '{spec.name}': data.source has no {SPAN_TOKEN}; the replay lands spans")
+    from pipelines.workflow import landing
+
+    source = landing.source_under(spec, home / "landing" / spec.name)
+    return spec.model_copy(update={"data": spec.data.model_copy(update={"source": source})})
 
 
 @contextlib.contextmanager
@@ -225,12 +275,6 @@ def _line(entry: dict) -> str:
         f" {action:20s} metric before {fmt(entry['metric_before'])} after {fmt(entry['metric_after'])}"
         f"  drifted: {', '.join(entry['drifted_features']) or '-'}  ({entry['seconds']:.0f}s)"
     )
-
-
-def _reset(paths: RunPaths, landing_zone: Path, out: Path) -> None:
-    for folder in (landing_zone, paths.pipeline_root, paths.serving_dir, paths.monitoring_dir, out):
-        shutil.rmtree(folder, ignore_errors=True)
-    paths.metadata_path.unlink(missing_ok=True)
 
 
 def _write_timeline(timeline: dict, out: Path) -> None:

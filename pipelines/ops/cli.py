@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 
 from components.core.spec import ProblemSpec, SpecError, load_spec
-from pipelines.paths import DEFAULT_HOME, RunPaths
+from pipelines.paths import DEFAULT_HOME, MetadataConfigError, RunPaths, mysql_settings
 
 EXIT_FAILED = 1
 EXIT_BAD_SPEC = 2
@@ -46,7 +46,8 @@ def run_training(
         except Exception as error:  # noqa: BLE001 - turned into one readable message
             where = tracker.current or "the pipeline"
             raise RunFailed(f"{where} failed: {explain(error)}") from error
-    summary = results.latest_run(paths.metadata_path, training.pipeline_name(spec))
+    # Where the pipeline wrote: MySQL when BLUEPRINT_MLMD_MYSQL says so, not always the SQLite file.
+    summary = results.latest_run(paths.metadata_config(), training.pipeline_name(spec))
     if summary is None:
         raise RunFailed("the run left no record in ML Metadata")
     return summary
@@ -107,7 +108,7 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
         print(f"  report:   {summary.report_path}")
     print(f"  serving:  {paths.serving_dir}  (TF Serving model base path)")
     print(f"  artifacts: {paths.pipeline_root}")
-    print(f"  metadata: {paths.metadata_path}")
+    print(f"  metadata: {paths.metadata_location()}")
 
 
 def _describe_data(spec: ProblemSpec) -> None:
@@ -137,6 +138,7 @@ def _describe_data(spec: ProblemSpec) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     spec = load_spec(args.config)
+    mysql_settings()  # a missing MLMD credential stops the run now, not after TensorFlow has loaded
     started = time.monotonic()
     print(
         f"Blueprint: training '{spec.name}' ({spec.task.value}, label {spec.label}) from {spec.data.source}"
@@ -234,7 +236,11 @@ def _cmd_page(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from pipelines.airflow import replay
 
-    replay.simulate(Path(args.home), spec_file=args.config, limit=args.spans)
+    try:
+        replay.simulate(Path(args.home), spec_file=args.config, limit=args.spans)
+    except replay.ReplayError as error:
+        print(f"Cannot replay: {error}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
@@ -296,7 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--config", default="config/taxi_replay.yaml", help="a spanned spec (repo-relative)"
     )
-    simulate.add_argument("--home", default=str(DEFAULT_HOME))
+    simulate.add_argument(
+        "--home",
+        default=str(DEFAULT_HOME / "replay"),
+        help="the replay's own home, emptied by each replay (build/replay); refuses a folder it did not make",
+    )
     simulate.add_argument("--spans", type=int, help="replay only the first N quarters")
     simulate.set_defaults(handler=_cmd_simulate)
     airflow = commands.add_parser("airflow", help="start Airflow with a profile from config/airflow/")
@@ -316,3 +326,6 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:
         print(f"Invalid spec: {error}", file=sys.stderr)
         return EXIT_BAD_SPEC
+    except MetadataConfigError as error:
+        print(f"Cannot use ML Metadata: {error}", file=sys.stderr)
+        return EXIT_FAILED

@@ -41,6 +41,12 @@ def _span_folder_pattern(spec: ProblemSpec) -> tuple[Path, str, str]:
     )
 
 
+def source_under(spec: ProblemSpec, root: Path) -> str:
+    """The spec's `data.source` with its landing folder moved to `root` (span folders and files alike)."""
+    _, folder, inner = _span_folder_pattern(spec)
+    return str(root / folder / inner)
+
+
 def landing_folder(spec: ProblemSpec) -> Path:
     return _span_folder_pattern(spec)[0]
 

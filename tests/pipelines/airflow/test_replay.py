@@ -1,11 +1,20 @@
-"""Replay: the shipped taxi trips cut into calendar quarters, oldest first, no trip lost."""
+"""Replay: the shipped taxi trips cut into calendar quarters, oldest first, no trip lost; the replay works
+in a home of its own and refuses to delete anything it did not create."""
 
 from __future__ import annotations
 
 import csv
 
+import pytest
+import yaml
+
+from components.core.spec import load_spec
+from pipelines.airflow import replay
 from pipelines.airflow.replay import cut_into_quarters, quarter_of
-from tests.helpers.data import taxi_csv_path
+from pipelines.ops.cli import main
+from pipelines.paths import MYSQL_VARIABLE
+from pipelines.workflow import landing
+from tests.helpers.data import REPO_ROOT, taxi_csv_path
 
 
 def test_quarter_of_a_unix_timestamp():
@@ -24,3 +33,59 @@ def test_taxi_trips_are_cut_into_ordered_quarters(tmp_path, taxi_rows):
         assert {quarter_of(row["trip_start_timestamp"]) for row in rows} == {path.stem}
         total += len(rows)
     assert total == len(taxi_rows[1])
+
+
+@pytest.fixture
+def users_zone(tmp_path, taxi_slice):
+    """A user's spanned taxi spec with a landed span, a pushed version and metadata in their home."""
+    raw = yaml.safe_load((REPO_ROOT / replay.REPLAY_SPEC).read_text())
+    raw["data"]["source"] = str(tmp_path / "landing" / "span-{SPAN}" / "*.csv")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(raw))
+    spec = load_spec(spec_file, check_data=False)
+    landing.land_span(spec, [taxi_slice])
+    home = tmp_path / "build"
+    (home / "serving" / spec.name / "1").mkdir(parents=True)
+    (home / "serving" / spec.name / "1" / "saved_model.pb").write_bytes(b"a pushed model")
+    (home / "metadata").mkdir()
+    (home / "metadata" / f"{spec.name}.sqlite").write_bytes(b"lineage")
+    return spec, home
+
+
+def everything_under(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_the_replay_refuses_a_home_it_did_not_make_and_deletes_nothing(users_zone, tmp_path, capsys):
+    spec, home = users_zone
+    before = everything_under(tmp_path)
+    with pytest.raises(
+        replay.ReplayError, match=r"holds files the replay did not create .*new or empty folder"
+    ):
+        replay.claim_replay_home(home)
+    assert main(["simulate", "--home", str(home), "--spans", "1"]) == 1
+    assert "Cannot replay:" in capsys.readouterr().err
+    assert everything_under(tmp_path) == before
+
+
+def test_the_replay_lands_in_its_own_zone_never_the_specs(users_zone, tmp_path):
+    spec, _ = users_zone
+    replay_home = replay.claim_replay_home(tmp_path / "replay")
+    moved = replay.replay_spec(spec, replay_home)
+    assert moved.data.source == str(replay_home / "landing" / spec.name / "span-{SPAN}" / "*.csv")
+    assert landing.landed_spans(moved) == {}
+    assert list(landing.landed_spans(spec)) == [1], "the user's landing zone is untouched"
+
+
+def test_a_second_replay_empties_only_its_own_home(tmp_path):
+    home = replay.claim_replay_home(tmp_path / "replay")
+    (home / "serving" / "taxi_replay" / "7").mkdir(parents=True)
+    assert replay.claim_replay_home(home) == home
+    assert [p.name for p in home.iterdir()] == [replay.REPLAY_MARKER]
+
+
+def test_the_replay_refuses_metadata_in_mysql(tmp_path, monkeypatch):
+    monkeypatch.setenv(MYSQL_VARIABLE, "127.0.0.1:3306/blueprint")
+    with pytest.raises(replay.ReplayError, match=f"{MYSQL_VARIABLE} is set"):
+        replay.claim_replay_home(tmp_path / "replay")
+    assert not (tmp_path / "replay").exists()
