@@ -53,26 +53,33 @@ def publish_atomically(
     copy: Callable[[str, str], None] = copy_model,
     complete: Callable[[str, str], None] | None = None,
 ) -> tuple[str, str]:
-    """Copies `model_path` to `<base_directory>/<version>` so that it appears all at once.
+    """Copies `model_path` to `<base_directory>/<version>` so that it appears all at once, and serves it.
 
     `complete(staging, version)` adds the rest of the version (device targets, manifest) before the
     rename. Returns (version, path). TF Serving only looks at folders whose names are numbers, so the
     temporary folder (`.incoming-*`) is invisible to it; `os.rename` within one filesystem is atomic.
+    Choosing the number, the rename and the pin are one step under the serving lock: two pushers of a
+    model end with the newer version pinned, and a kill anywhere leaves a journal that the next writer's
+    `models_config.recover` finishes (version renamed in: pinned) or undoes (not renamed: dropped).
     """
     os.makedirs(base_directory, exist_ok=True)
-    with models_config.locked(Path(base_directory).parent):  # two pushers never pick one number
+    serving_root, model = Path(base_directory).parent, Path(base_directory).name
+    with models_config.locked(serving_root):
         remove_abandoned_staging(base_directory)
         version = str(next_version(base_directory))
         staging = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base_directory)
+        destination = os.path.join(base_directory, version)
         try:
             copy(model_path, staging)
             if complete is not None:
                 complete(staging, version)
-            destination = os.path.join(base_directory, version)
+            entry = models_config.begin_pin(serving_root, model, int(version), reason="push")
             os.rename(staging, destination)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            models_config.clear_pin(serving_root)
             raise
+        models_config.pin_locked(serving_root, model, int(version), reason="push", entry=entry)
     return version, destination
 
 
@@ -162,8 +169,7 @@ class Executor(pusher_executor.Executor):
             Path(staging, models_config.MANIFEST).write_text(json.dumps(manifest, indent=1))
 
         version, serving_path = publish_atomically(model_path, base_directory, complete=complete)
-        config = models_config.make_current(serving_root, name, int(version), reason="push")
-        logging.info("TF Serving config %s now serves version %s", config, version)
+        logging.info("%s now serves version %s", serving_root / models_config.MODELS_CONFIG, version)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
         logging.info("Model version %s pushed to %s", version, serving_path)

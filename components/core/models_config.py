@@ -3,9 +3,10 @@
 The serving root (`<home>/serving/`) holds one folder per model with numbered versions, and a
 `models.config` (TF Serving's ModelServerConfig, text format) whose `specific` version policy pins the
 version in service. A push pins the new version; a rollback pins the one before it. No version is ever
-deleted, so a rollback is a change of one number. TF Serving reads the file with
-`--model_config_file=/models/models.config --model_config_file_poll_wait_seconds=N`, with the serving
-root mounted at `/models` (docker/).
+deleted, so a rollback is a change of one number. Every change happens under one lock (`locked`), with a
+journal that lets the next writer finish a change a kill interrupted (`recover`). TF Serving reads the
+file with `--model_config_file=/models/models.config --model_config_file_poll_wait_seconds=N`, with the
+serving root mounted at `/models` (docker/).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from absl import logging
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -24,6 +26,10 @@ from components.core.files import replace_file
 
 MODELS_CONFIG = "models.config"
 CURRENT = "current.json"
+# What a push or rollback is about to pin, written before it touches anything TF Serving or the devices
+# read and removed when both `models.config` and `current.json` say so: `recover` finishes the change
+# when a kill left it half done.
+JOURNAL = ".pin-journal.json"
 MANIFEST = "manifest.json"
 HISTORY_LIMIT = 100
 SERVING_MOUNT = "/models"
@@ -75,28 +81,74 @@ def make_current(serving_root: Path, model: str, version: int, reason: str = "pu
     if version not in versions(serving_root / model):
         raise ValueError(f"{serving_root / model} has no version {version}; cannot serve it")
     with locked(serving_root):
-        return _pin(serving_root, model, version, reason)
+        return pin_locked(serving_root, model, version, reason)
 
 
-def _pin(serving_root: Path, model: str, version: int, reason: str) -> Path:
+def begin_pin(serving_root: Path, model: str, version: int, reason: str) -> dict:
+    """Records what is about to be pinned (call with the lock held, before the change); returns the record."""
+    entry = {
+        "model": model,
+        "version": version,
+        "reason": reason,
+        "was": current_versions(serving_root).get(model),
+        "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds"),
+    }
+    replace_file(serving_root / JOURNAL, json.dumps(entry))
+    return entry
+
+
+def clear_pin(serving_root: Path) -> None:
+    """Drops the record of a change that did not happen (a push that failed before its rename)."""
+    (serving_root / JOURNAL).unlink(missing_ok=True)
+
+
+def pin_locked(serving_root: Path, model: str, version: int, reason: str, entry: dict | None = None) -> Path:
+    """Pins `version` for TF Serving (`models.config`) and the devices (`current.json`), with the lock
+    held by the caller. The journal makes the two writes one change: `recover` finishes it after a kill."""
+    entry = entry or begin_pin(serving_root, model, version, reason)
     current = current_versions(serving_root)
-    was = current.get(model)
     current[model] = version
     config = _write(serving_root, current)
-    manifest = read_manifest(serving_root / model / str(version))
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     history = read_current(serving_root, model).get("history", [])
-    history.append({"at": now, "reason": reason, "version": version, "was": was})
+    if not history or history[-1].get("at") != entry["at"]:
+        history.append({key: entry[key] for key in ("at", "reason", "version", "was")})
     record = {
         "model": model,
         "version": version,
-        "since": now,
-        "reason": reason,
-        "manifest": manifest,
+        "since": entry["at"],
+        "reason": entry["reason"],
+        "manifest": read_manifest(serving_root / model / str(version)),
         "history": history[-HISTORY_LIMIT:],
     }
     _replace_text(serving_root / model / CURRENT, json.dumps(record, indent=1))
+    clear_pin(serving_root)
     return config
+
+
+def recover(serving_root: Path) -> str | None:
+    """Finishes or undoes a push or rollback that a kill cut short (call with the lock held).
+
+    The journal names the version being pinned. If that version is on disk, the change is finished:
+    `models.config` and `current.json` both pin it (a push killed between its rename and its pin is
+    completed, as the push meant; a pin killed between the two files is written whole). If it is not on
+    disk (killed before the rename), the journal is dropped and nothing changes. Returns what was done.
+    """
+    path = serving_root / JOURNAL
+    if not path.is_file():
+        return None
+    try:
+        entry = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        clear_pin(serving_root)
+        return "dropped an unreadable record of an interrupted change"
+    model, version = entry["model"], int(entry["version"])
+    if version not in versions(serving_root / model):
+        clear_pin(serving_root)
+        return f"undone: the {entry['reason']} of '{model}' version {version} stopped before it appeared"
+    pin_locked(serving_root, model, version, entry["reason"], entry=entry)
+    return (
+        f"finished: the {entry['reason']} of '{model}' version {version}, interrupted, now pins it everywhere"
+    )
 
 
 def rollback(serving_root: Path, model: str, to: int | None = None) -> tuple[int, int]:
@@ -124,7 +176,7 @@ def rollback(serving_root: Path, model: str, to: int | None = None) -> tuple[int
                     + (f"; rolled back from before: {', '.join(map(str, skipped))}" if skipped else "")
                     + "); nothing to roll back to. Name one with --to VERSION"
                 )
-        _pin(serving_root, model, target, reason=f"rollback from {was}")
+        pin_locked(serving_root, model, target, reason=f"rollback from {was}")
     return was, target
 
 
@@ -169,11 +221,15 @@ def _replace_text(path: Path, text: str) -> None:
 
 @contextmanager
 def locked(serving_root: Path) -> Iterator[None]:
-    """One writer at a time: two pipelines pushing at once must not lose each other's entry."""
+    """One writer at a time: two pipelines pushing at once must not lose each other's entry. The first
+    thing a writer does is finish or undo what a killed writer left half done (`recover`)."""
     serving_root.mkdir(parents=True, exist_ok=True)
     with open(serving_root / f".{MODELS_CONFIG}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            recovered = recover(serving_root)
+            if recovered:
+                logging.warning("Serving folder %s: %s", serving_root, recovered)
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

@@ -250,7 +250,6 @@ def test_rollback_returns_the_previous_version_for_every_target(run, paths, tmp_
 
     model_dir = run.outputs["Trainer"]["model"][0] + "/Format-Serving"
     second, _ = publish_atomically(model_dir, str(serving_root / "taxi"), complete=complete)
-    models_config.make_current(serving_root, "taxi", int(second))
     assert models_config.read_current(serving_root, "taxi")["version"] == int(second)
 
     spec_path = write_taxi_spec(tmp_path / "spec", taxi_slice)

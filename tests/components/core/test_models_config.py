@@ -16,7 +16,6 @@ from tests.helpers.data import REPO_ROOT, fake_saved_model
 
 def push(serving_root, model: str, source) -> int:
     version, _ = publish_atomically(str(source), str(serving_root / model))
-    models_config.make_current(serving_root, model, int(version))
     return int(version)
 
 
