@@ -62,6 +62,10 @@ METRICS: dict[str, tuple[frozenset[TaskType], bool]] = {
     "mse": (frozenset({TaskType.REGRESSION}), False),
     "mae": (frozenset({TaskType.REGRESSION}), False),
 }
+# Metrics confined to [0, 1]: a tolerance on one of them is a difference of the metric itself. The others
+# (mse, mae) are in the label's units, squared for mse, and have no scale of their own: a tolerance on
+# them is a fraction of the reference value (0.01 = 1%).
+BOUNDED_METRICS = frozenset({"auc", "auc_pr", "precision", "recall", "accuracy"})
 
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -198,6 +202,11 @@ class MetricSpec(_Strict):
     def higher_is_better(self) -> bool:
         return METRICS[self.name][1]
 
+    @property
+    def bounded(self) -> bool:
+        """True for a metric in [0, 1] (tolerances on it are absolute), False for mse / mae (relative)."""
+        return self.name in BOUNDED_METRICS
+
 
 class TrainingSpec(_Strict):
     epochs: PositiveInt = 10
@@ -322,10 +331,18 @@ class PruningSpec(_Strict):
 
 
 class ParitySpec(_Strict):
-    """How close each device target must stay to the SavedModel on the test split to be pushed."""
+    """How close each device target must stay to the SavedModel on the test split to be pushed.
+
+    The gate is on the metric alone. Each target's largest difference from the SavedModel on a single test
+    row (in the label's units for regression) is recorded, and flagged rather than refused when it exceeds
+    the SavedModel's own mean absolute error: a few rows far off can hide in an average.
+    """
 
     tolerance: Annotated[float, Field(ge=0)] = Field(
-        0.01, description="largest loss of the spec's metric against the SavedModel's"
+        0.01,
+        description="largest loss of the spec's metric against the SavedModel's on the test split: a "
+        "difference of the metric for one in [0, 1] (auc, auc_pr, precision, recall, accuracy), a fraction "
+        "of the SavedModel's value for mse and mae (0.01 = 1% worse)",
     )
     latency_calls: PositiveInt = Field(200, description="single-example calls timed per target")
 

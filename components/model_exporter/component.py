@@ -26,8 +26,10 @@ class ModelExporter(base_component.BaseComponent):
     """Builds the spec's TFLite and TF.js targets from the `serving_raw` signature of a blessed model.
 
     Each target (and the SavedModel itself) is run on the test split in its own runtime: TensorFlow,
-    the TFLite interpreter with builtin ops only, TF.js in Node. A target whose metric falls more than
-    `deployment.parity.tolerance` below the SavedModel's is marked not to be pushed, with the reason.
+    the TFLite interpreter with builtin ops only, TF.js in Node. A target whose metric is worse than the
+    SavedModel's by more than `deployment.parity.tolerance` (absolute for a metric in [0, 1], relative for
+    mse / mae: `parity.allowed_loss`) is marked not to be pushed, with the reason; one whose prediction on
+    some test row is further from the SavedModel's than the SavedModel's mean absolute error is flagged.
     A model that is not blessed (the DumbBaselineGate's blessing) exports nothing. `code_version`
     (pipelines.workflow.training.code_version) is not read by the executor: it is part of the cache key, so a
     change to the conversion code re-runs it.

@@ -100,6 +100,8 @@ class TargetExporter:
         self.labels = parity.labels(parsed, tft_output, spec)
         self.reference_predictions = self.reference.predict(self.inputs)
         self.reference_metric = parity.metric_value(spec, self.labels, self.reference_predictions)
+        self.reference_mae = parity.mean_abs_error(spec, self.labels, self.reference_predictions)
+        self.allowed_loss = parity.allowed_loss(spec, self.reference_metric)
 
     def run(self) -> dict:
         reports = [self._savedmodel()]
@@ -119,6 +121,9 @@ class TargetExporter:
             "metric": self.spec.metric.name,
             "higher_is_better": self.spec.metric.higher_is_better,
             "tolerance": self.spec.deployment.parity.tolerance,
+            "tolerance_kind": parity.tolerance_kind(self.spec),
+            "allowed_loss": self.allowed_loss,
+            "reference_mae": self.reference_mae,
             "test_rows": len(self.labels),
             "latency_calls": self.calls,
             "sparsity": {
@@ -147,6 +152,8 @@ class TargetExporter:
             latency_ms_p50=parity.percentile(timings, 50),
             latency_ms_p99=parity.percentile(timings, 99),
             passed=True,
+            allowed_loss=self.allowed_loss,
+            reference_mae=self.reference_mae,
         )
 
     def _build(self, report: TargetReport, build: Callable[[TargetReport], None]) -> TargetReport:
@@ -180,7 +187,17 @@ class TargetExporter:
     def _judge(self, report: TargetReport, predictions: np.ndarray, timings: list[float]) -> None:
         predictions = predictions.reshape(self.reference_predictions.shape)
         report.metric = parity.metric_value(self.spec, self.labels, predictions)
-        report.max_abs_diff = float(np.max(np.abs(predictions - self.reference_predictions)))
+        report.max_abs_diff = parity.max_row_difference(predictions, self.reference_predictions)
         report.latency_ms_p50 = parity.percentile(timings, 50)
         report.latency_ms_p99 = parity.percentile(timings, 99)
         report.passed, report.reason = parity.passes(self.spec, self.reference_metric, report.metric)
+        report.allowed_loss, report.reference_mae = self.allowed_loss, self.reference_mae
+        report.max_abs_diff_flagged = parity.row_difference_flagged(report.max_abs_diff, self.reference_mae)
+        if report.max_abs_diff_flagged:
+            logging.warning(
+                "%s: one test row's prediction is %.4g from the SavedModel's, more than the SavedModel's "
+                "mean absolute error (%.4g)",
+                report.name,
+                report.max_abs_diff,
+                self.reference_mae,
+            )

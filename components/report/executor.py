@@ -109,6 +109,7 @@ class ReportBuilder:
             "learning_curves": self.learning_curves(),
             "tuning": self.tuning(),
             "targets": self.targets(),
+            "parity": self.parity(),
             "residuals": self.residuals(),
         }
 
@@ -332,9 +333,12 @@ class ReportBuilder:
             "best": trials[0]["hyperparameters"] if trials else {},
         }
 
-    def targets(self) -> list[dict] | None:
+    def _targets_report(self) -> dict:
         uri = _uri(self.inputs, artifacts.DEVICE_MODELS_KEY)
-        report = artifacts.read_targets(uri) if uri else {"exported": False}
+        return artifacts.read_targets(uri) if uri else {"exported": False}
+
+    def targets(self) -> list[dict] | None:
+        report = self._targets_report()
         if not report.get("exported"):
             return None
         return [
@@ -343,12 +347,26 @@ class ReportBuilder:
                 "size_bytes": target["size_bytes"],
                 "metric": target["metric"],
                 "max_abs_diff": target["max_abs_diff"],
+                "max_abs_diff_flagged": bool(target.get("max_abs_diff_flagged", False)),
+                "reference_mae": target.get("reference_mae"),
                 "p50_ms": target["latency_ms_p50"],
                 "pushed": target["passed"],
                 "reason": target["reason"],
             }
             for target in report["targets"]
         ]
+
+    def parity(self) -> dict | None:
+        """What the parity gate allowed: the tolerance, how it applies, the loss in the metric's units."""
+        report = self._targets_report()
+        if not report.get("exported"):
+            return None
+        return {
+            "tolerance": report.get("tolerance"),
+            "tolerance_kind": report.get("tolerance_kind"),
+            "allowed_loss": report.get("allowed_loss"),
+            "reference_mae": report.get("reference_mae"),
+        }
 
 
 def _text(value) -> str:

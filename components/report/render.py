@@ -20,6 +20,7 @@ MAX_SCATTER_POINTS = 2000
 MAX_TRIALS_SHOWN = 25
 MAX_LABEL_PANELS = 12
 PLOT_DPI = 100
+METRIC_DIGITS = 5  # a target's metric beside the SavedModel's: MAE 148.33 against 148.38 must differ
 
 
 class Html(str):
@@ -572,24 +573,67 @@ def _targets_section(data: dict) -> str:
         (
             t.get("name"),
             Html(_size(t.get("size_bytes"))),
-            t.get("metric"),
-            t.get("max_abs_diff"),
+            _format(t.get("metric"), METRIC_DIGITS),
+            _difference_cell(t),
             t.get("p50_ms"),
             t.get("pushed"),
             t.get("reason"),
         )
         for t in targets
     ]
+    units = "in the label's units" if data.get("task") == "regression" else "in probability"
     headers = [
         "target",
         "size",
         metric,
-        "max difference vs SavedModel",
+        f"max difference vs SavedModel on one row ({units})",
         "median latency (ms)",
         "pushed",
         "why",
     ]
-    return _section("targets", "Deployment targets", _table(headers, rows))
+    return _section(
+        "targets",
+        "Deployment targets",
+        _parity_rule(data.get("parity"), metric),
+        _table(headers, rows),
+        _large_difference_note(targets),
+    )
+
+
+def _difference_cell(target: dict):
+    value = target.get("max_abs_diff")
+    if not target.get("max_abs_diff_flagged"):
+        return value
+    return Html(f'<span class="warning">{_escape(_format(value))} (large)</span>')
+
+
+def _parity_rule(parity: dict | None, metric: str) -> str:
+    """The gate in words: an absolute tolerance for a metric in [0, 1], relative for mse / mae."""
+    tolerance = (parity or {}).get("tolerance")
+    if tolerance is None:
+        return ""
+    if parity.get("tolerance_kind") == "relative":
+        rule = (
+            f"at most {tolerance * 100:g}% worse than the SavedModel's (relative: {metric} is in the label's "
+            f"units and has no scale of its own; {_format(parity.get('allowed_loss'))} here)"
+        )
+    else:
+        rule = f"at most {tolerance:g} below the SavedModel's (absolute: {metric} lies between 0 and 1)"
+    return _paragraph(f"A target is pushed when its {metric} on the test split is {rule}.")
+
+
+def _large_difference_note(targets: list[dict]) -> str:
+    flagged = [str(t.get("name")) for t in targets if t.get("max_abs_diff_flagged")]
+    if not flagged:
+        return ""
+    mae = next((t["reference_mae"] for t in targets if t.get("reference_mae") is not None), None)
+    return _paragraph(
+        f"{', '.join(flagged)}: on at least one test row the prediction is further from the SavedModel's "
+        f"than the SavedModel's mean absolute error ({_format(mae)}). The gate judges the metric, not single "
+        "rows, so this alone does not stop a push: check the target on the rows that matter before relying "
+        "on it.",
+        "warning",
+    )
 
 
 def _importance_section(data: dict) -> str:

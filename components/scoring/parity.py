@@ -19,11 +19,13 @@ from components.core.models_config import target_name
 from components.core.spec import ProblemSpec, TaskType
 from components.modules.datetimes import unix_seconds
 from components.modules.preprocessing_fn import as_text
+from components.scoring import metrics
 
 TEST_SPLIT = "test"
 TRAIN_SPLIT = "train"
 CALIBRATION_ROWS = 500
 CALIBRATION_POOL = 50_000  # training rows read to draw the calibration rows from
+LOSS_SLACK = 1e-12  # relative float rounding: a loss of exactly the allowed one (0.95 - 0.94) passes
 
 
 @dataclass
@@ -41,6 +43,9 @@ class TargetReport:
     latency_ms_p99: float | None = None
     passed: bool = False
     reason: str = ""
+    allowed_loss: float | None = None  # the most the metric may lose: the tolerance in the metric's units
+    reference_mae: float | None = None  # the SavedModel's mean absolute error on the test split
+    max_abs_diff_flagged: bool = False  # max_abs_diff exceeds reference_mae (recorded, not refused)
 
     @property
     def name(self) -> str:
@@ -131,19 +136,66 @@ def metric_value(spec: ProblemSpec, label_values: np.ndarray, predictions: np.nd
     return float(metric.result().numpy())
 
 
+def tolerance_kind(spec: ProblemSpec) -> str:
+    """'absolute' for a metric in [0, 1], 'relative' (to the SavedModel's value) for mse and mae."""
+    return "absolute" if spec.metric.bounded else "relative"
+
+
+def allowed_loss(spec: ProblemSpec, reference: float) -> float:
+    """The most a target's metric may lose against the SavedModel's `reference`, in the metric's units.
+
+    An absolute 0.01 is a sensible loss of AUC but nothing for an MAE of 148 dollars, so for an unbounded
+    metric the tolerance is a fraction of the reference: |target - reference| <= tolerance * |reference|
+    (a reference of 0, a perfect fit, allows no loss).
+    """
+    tolerance = spec.deployment.parity.tolerance
+    return tolerance if spec.metric.bounded else tolerance * abs(reference)
+
+
 def passes(spec: ProblemSpec, reference: float, value: float) -> tuple[bool, str]:
     """Whether `value` is within the parity tolerance of the SavedModel's `reference` metric."""
-    tolerance = spec.deployment.parity.tolerance
     name = spec.metric.name
     if not math.isfinite(value):
         return False, f"{name} is {value}: the target's predictions are not finite"
     loss = reference - value if spec.metric.higher_is_better else value - reference
-    if loss > tolerance:
+    allowed = allowed_loss(spec, reference)
+    if loss - allowed > LOSS_SLACK * max(1.0, abs(reference)):
         return False, (
-            f"{name} {value:.4f} is {loss:.4f} worse than the SavedModel's {reference:.4f} "
-            f"(tolerance deployment.parity.tolerance = {tolerance:g})"
+            f"{name} {value:.4f} is {loss:.4f} worse than the SavedModel's {reference:.4f}, more than the "
+            f"{allowed:.4f} allowed ({_tolerance_text(spec)})"
         )
     return True, ""
+
+
+def _tolerance_text(spec: ProblemSpec) -> str:
+    tolerance = spec.deployment.parity.tolerance
+    setting = f"deployment.parity.tolerance = {tolerance:g}"
+    if spec.metric.bounded:
+        return f"{setting}, absolute for {spec.metric.name}"
+    return f"{setting}, relative for {spec.metric.name}: {tolerance * 100:g}% of the SavedModel's value"
+
+
+def mean_abs_error(spec: ProblemSpec, label_values: np.ndarray, predictions: np.ndarray) -> float:
+    """The mean |label - prediction| over the test rows: in the label's units for regression, in
+    probability for a classifier (against the one-hot class for multiclass)."""
+    return metrics.metric_value(
+        "mae",
+        spec.task.value,
+        metrics.task_arrays(spec, label_values),
+        metrics.prediction_arrays(spec, predictions),
+    )
+
+
+def max_row_difference(predictions: np.ndarray, reference_predictions: np.ndarray) -> float:
+    """The largest |target - SavedModel| over every test row and output (NaN when a prediction is)."""
+    differences = np.abs(np.asarray(predictions, float) - np.asarray(reference_predictions, float))
+    return float(np.max(differences)) if differences.size else 0.0
+
+
+def row_difference_flagged(max_abs_diff: float, reference_mae: float) -> bool:
+    """A row moved further from the SavedModel's prediction than the SavedModel's typical error: the
+    metric may still pass (one row hides in an average), so the target is flagged, not refused."""
+    return not max_abs_diff <= reference_mae
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -668,3 +668,42 @@ def test_identifier_columns_are_named_with_the_reason(cancer):
     html = render_report(report)
     assert "Left out as row identifiers" in html and "<code>patient_id</code>: " + reason in html
     assert "Left out as row identifiers" not in render_report(_binary_report(cancer))
+
+
+def _price_report() -> dict:
+    """A regression on prices in dollars: the int8 TFLite model keeps the MAE within 1% of the SavedModel's
+    but is 2,346 dollars off it on one row."""
+    common = {"size_bytes": 60_000, "p50_ms": 0.4, "pushed": True, "reason": "", "reference_mae": 148.33}
+    targets = [("serving", 148.33, 0.0, False), ("tflite-int8", 149.1, 2346.4, True)]
+    targets.append(("tfjs-float32", 148.38, 3.1e-4, False))
+    return {
+        "title": "prices",
+        "task": "regression",
+        "metric": {"name": "mae", "higher_is_better": False, "threshold": 500.0},
+        "parity": {"tolerance": 0.01, "tolerance_kind": "relative", "allowed_loss": 1.4833},
+        "targets": [
+            {**common, "name": name, "metric": mae, "max_abs_diff": diff, "max_abs_diff_flagged": flagged}
+            for name, mae, diff, flagged in targets
+        ],
+    }
+
+
+def test_a_regression_targets_large_row_difference_is_shown_and_flagged():
+    html = render_report(_price_report())
+    section = html[html.index('<section id="targets">') :]
+    assert "max difference vs SavedModel on one row (in the label&#x27;s units)" in section
+    assert '<td><span class="warning">2,346 (large)</span></td>' in section
+    assert "<td>0.00031</td>" in section and section.count("(large)") == 1
+    assert "<td>148.33</td>" in section and "<td>148.38</td>" in section
+    assert "its mae on the test split is at most 1% worse than the SavedModel&#x27;s (relative" in section
+    assert '<p class="warning">tflite-int8: on at least one test row' in section
+    assert "mean absolute error (148)" in section
+
+
+def test_a_classifiers_targets_show_the_difference_in_probability(cancer):
+    parity = {"tolerance": 0.01, "tolerance_kind": "absolute"}
+    html = render_report({**_binary_report(cancer), "parity": parity})
+    section = html[html.index('<section id="targets">') :]
+    assert "max difference vs SavedModel on one row (in probability)" in section
+    assert "its auc on the test split is at most 0.01 below the SavedModel&#x27;s (absolute" in section
+    assert "(large)" not in section

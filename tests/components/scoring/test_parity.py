@@ -1,4 +1,5 @@
-"""The parity gate's verdict: a target may lose at most `deployment.parity.tolerance` of the metric."""
+"""The parity gate's verdict: a target may lose at most `deployment.parity.tolerance` of the metric, a
+difference for a metric in [0, 1] and a fraction of the SavedModel's value for mse / mae."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from components.core.spec import load_spec
-from components.scoring.parity import metric_value, passes
+from components.core.spec import BOUNDED_METRICS, METRICS, ParitySpec, ProblemSpec, TaskType, load_spec
+from components.scoring.parity import (
+    allowed_loss,
+    max_row_difference,
+    mean_abs_error,
+    metric_value,
+    passes,
+    row_difference_flagged,
+    tolerance_kind,
+)
 from components.scoring.runtimes import to_json_columns
 from tests.helpers.data import TAXI_SPEC
 
@@ -16,6 +25,17 @@ from tests.helpers.data import TAXI_SPEC
 @pytest.fixture(scope="module")
 def spec():
     return load_spec(TAXI_SPEC, check_data=False)
+
+
+def _regression(spec: ProblemSpec, metric: str, tolerance: float = 0.01) -> ProblemSpec:
+    """The taxi spec as a regression on a label in dollars, judged by `metric`."""
+    return spec.model_copy(
+        update={
+            "task": TaskType.REGRESSION,
+            "metric": spec.metric.model_copy(update={"name": metric, "threshold": 1e9}),
+            "deployment": spec.deployment.model_copy(update={"parity": ParitySpec(tolerance=tolerance)}),
+        }
+    )
 
 
 def test_target_within_tolerance_passes(spec):
@@ -55,3 +75,66 @@ def test_missing_numbers_reach_node_as_null():
         {"fare": np.array([[1.5], [np.nan]], np.float32), "company": np.array([["A"], [""]], dtype=object)}
     )
     assert columns == {"fare": [1.5, None], "company": ["A", ""]}
+
+
+def test_the_tolerance_means_the_same_for_every_metric(spec):
+    """The issue's figures: a TF.js model's MAE of 148.38 dollars against the SavedModel's 148.33 is 0.03%
+    worse and passes a tolerance of 0.01 (1%); an AUC of 0.78 against 0.80 is 0.02 below and is refused."""
+    mae = _regression(spec, "mae")
+    assert tolerance_kind(mae) == "relative"
+    assert allowed_loss(mae, 148.33) == pytest.approx(1.4833)
+    assert passes(mae, reference=148.33, value=148.38) == (True, "")
+    passed, reason = passes(mae, reference=148.33, value=150.00)
+    assert not passed
+    assert "mae 150.0000 is 1.6700 worse than the SavedModel's 148.3300" in reason
+    assert "more than the 1.4833 allowed" in reason
+    assert "deployment.parity.tolerance = 0.01, relative for mae: 1% of the SavedModel's value" in reason
+    assert tolerance_kind(spec) == "absolute" and allowed_loss(spec, 0.80) == 0.01
+    passed, reason = passes(spec, reference=0.80, value=0.78)
+    assert not passed and "absolute for auc" in reason
+
+
+def test_mse_is_judged_relative_to_the_savedmodels(spec):
+    mse = _regression(spec, "mse")
+    assert passes(mse, reference=22_000.0, value=22_150.0)[0] is True  # 0.7% worse
+    passed, reason = passes(mse, reference=22_000.0, value=22_300.0)  # 1.4% worse
+    assert not passed and "more than the 220.0000 allowed" in reason
+    assert passes(mse, reference=22_000.0, value=15_000.0)[0] is True  # better always passes
+    assert passes(_regression(spec, "mse", tolerance=0.1), reference=22_000.0, value=24_000.0)[0] is True
+
+
+def test_a_perfect_fit_allows_no_loss(spec):
+    mae = _regression(spec, "mae")
+    assert passes(mae, reference=0.0, value=0.0)[0] is True
+    assert passes(mae, reference=0.0, value=0.001)[0] is False
+
+
+def test_a_loss_of_exactly_the_tolerance_passes(spec):
+    assert passes(spec, reference=0.95, value=0.94)[0] is True  # 0.95 - 0.94 is 0.010000000000000009
+
+
+def test_every_metric_is_bounded_or_relative():
+    assert set(METRICS) - BOUNDED_METRICS == {"mse", "mae"}
+    assert not BOUNDED_METRICS - set(METRICS)
+
+
+def test_a_row_far_from_the_savedmodel_is_flagged_in_the_labels_units(spec):
+    """An int8 price model: the metric barely moves, one row is 2,346 dollars off."""
+    regression = _regression(spec, "mae")
+    labels = np.array([[1000.0], [250.0], [4000.0], [620.0]], np.float32)
+    reference = np.array([[1100.0], [200.0], [3900.0], [700.0]], np.float32)
+    reference_mae = mean_abs_error(regression, labels, reference)
+    assert reference_mae == pytest.approx(82.5)
+    int8 = reference + np.array([[3.0], [-2.0], [2346.0], [1.0]], np.float32)
+    float32 = reference + np.float32(1e-4)
+    assert max_row_difference(int8, reference) == pytest.approx(2346.0)
+    assert row_difference_flagged(max_row_difference(int8, reference), reference_mae)
+    assert not row_difference_flagged(max_row_difference(float32, reference), reference_mae)
+    assert row_difference_flagged(math.nan, reference_mae)
+
+
+def test_a_classifiers_row_difference_is_in_probability(spec):
+    labels = np.array([[0], [1], [1], [0]], np.float32)
+    reference = np.array([[0.2], [0.9], [0.6], [0.1]], np.float32)
+    assert mean_abs_error(spec, labels, reference) == pytest.approx(0.2)
+    assert not row_difference_flagged(max_row_difference(reference + 0.05, reference), 0.2)
