@@ -88,7 +88,7 @@ def pipeline_auc(config: Path, home: Path, heldout_rows: list[dict[str, str]]) -
     spec = load_spec(config)
     paths = RunPaths.for_spec(spec.name, home)
     production = results.production_model(
-        results.open_store(paths.metadata_path), training.pipeline_name(spec)
+        results.open_store(paths.metadata_config()), training.pipeline_name(spec)
     )
     if production is None:
         raise SystemExit("the pipeline pushed no model: nothing to score")

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for label in ("first run", "no-change re-run"):
         seconds = timed_run(args.config, home)
-        summary = results.latest_run(paths.metadata_path, training.pipeline_name(spec))
+        summary = results.latest_run(paths.metadata_config(), training.pipeline_name(spec))
         executed = [n for n in summary.executed if not n.endswith("_resolver")]
         rows.append(
             {"run": label, "seconds": seconds, "executed": executed, "pushed_new": summary.pushed_new}

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = RunPaths.for_spec(spec.name, args.home)
     current = models_config.read_current(paths.serving_dir.parent, paths.serving_dir.name)
     production = results.production_model(
-        results.open_store(paths.metadata_path), training.pipeline_name(spec)
+        results.open_store(paths.metadata_config()), training.pipeline_name(spec)
     )
     if not current or production is None:
         print(f"No model in service under {paths.serving_dir}; run `make demo` first.", file=sys.stderr)

@@ -36,6 +36,7 @@ LONGEST_GROUPS_FIRST = (
     "workflow-multilabel",
     "workflow-multiclass",
     "workflow-regression",
+    "mysql-metadata",  # one small CLI run with ML Metadata on MariaDB (about 65 s alone)
     "test_airflow_profile",
     "test_preprocessing",
 )

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from tests.helpers.data import REPO_ROOT
 
@@ -64,12 +65,38 @@ def test_airflow_runs_the_blueprint_image_on_postgres(config):
         assert service["build"]["dockerfile"] == "docker/Dockerfile"
         env = service["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
-            "postgresql+psycopg2://airflow:pg-secret@postgres:5432/airflow"
+        assert (
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+            == "postgresql+psycopg2://airflow@postgres:5432/airflow"
         )
+        assert env["PGPASSWORD"] == "pg-secret", "libpq reads the password from the environment"
         assert env["AIRFLOW__WEBSERVER__SECRET_KEY"] == "key"
         assert any(v.startswith("/srv/blueprint:/data") for v in service["volumes"])
     assert "--skip-serve-logs" in config["services"]["airflow-scheduler"]["command"]
+
+
+def test_any_database_password_reaches_airflow_whole_and_no_password_is_an_argument():
+    """Before, the password went into the URL as it was (`@` or `/` broke it), and the admin's password
+    was an argument of `airflow users create`, which `ps` shows."""
+    awkward = "-p@ss/w:rd?#%x"
+    done = compose_config({**SECRETS, "POSTGRES_PASSWORD": awkward, "AIRFLOW_ADMIN_PASSWORD": awkward})
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    for name in ("airflow-webserver", "airflow-scheduler", "airflow-init"):
+        env = services[name]["environment"]
+        url = make_url(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        assert (url.username, url.password, url.host, url.database) == (
+            "airflow",
+            None,
+            "postgres",
+            "airflow",
+        )
+        assert env["PGPASSWORD"] == awkward
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == awkward
+    for service in services.values():
+        command = " ".join(service.get("command") or [])
+        assert "--password" not in command and awkward not in command, command
+    assert "pipelines.airflow.admin_user" in " ".join(services["airflow-init"]["command"])
 
 
 def test_every_port_is_published_on_loopback_only(config):

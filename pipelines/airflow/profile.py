@@ -1,7 +1,9 @@
 """Airflow profiles (`config/airflow/<profile>.env`) and the commands that start Airflow with one.
 
 A profile is a list of `KEY=value` lines expanded by bash, so `${VAR:-default}` and `${VAR:?message}`
-work and credentials can stay in the environment. `${REPO}` is the repository root.
+work and credentials can stay in the environment. `${REPO}` is the repository root, and
+`${BLUEPRINT_PG_USERINFO}` is `$PGUSER:$PGPASSWORD` URL-encoded for a database URL (bash cannot encode:
+a password with `@` or `/` would break the URL), set only when PGUSER is.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from pipelines.settings import REPO_ROOT
 
 PROFILES = REPO_ROOT / "config" / "airflow"
 ADMIN_PASSWORD_FILE = "admin_password.txt"
+USERINFO = "BLUEPRINT_PG_USERINFO"
 
 
 class ProfileError(RuntimeError):
@@ -33,16 +37,31 @@ def profile_environment(profile: str, base: dict[str, str] | None = None) -> dic
         raise ProfileError(f"no Airflow profile '{profile}' in {PROFILES} (known: {known})")
     env = dict(os.environ if base is None else base)
     env["REPO"] = str(REPO_ROOT)
-    script = f'set -a; . "{path}" || exit 3; env -0'
-    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, check=False)
+    env.pop(USERINFO, None)
+    if env.get("PGUSER"):
+        env[USERINFO] = url_userinfo(env["PGUSER"], env.get("PGPASSWORD", ""))
+    # The profile's path is bash's $1, not part of the script: no path can change what bash runs.
+    done = subprocess.run(
+        ["bash", "-c", 'set -a; . "$1" || exit 3; env -0', "bash", str(path)],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise ProfileError(f"{path}: {done.stderr.decode(errors='replace').strip()}")
     expanded = dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item)
+    expanded.pop(USERINFO, None)  # used up by the profile; the password stays in PGPASSWORD only
     expanded.setdefault("PYTHONPATH", str(REPO_ROOT))
     # Airflow's scheduler starts task processes as `airflow ...` from PATH.
     venv_bin = str(Path(sys.executable).parent)
     expanded["PATH"] = os.pathsep.join([venv_bin, expanded.get("PATH", "")])
     return expanded
+
+
+def url_userinfo(user: str, password: str) -> str:
+    """`user:password` for a URL, each percent-encoded (SQLAlchemy's make_url decodes them)."""
+    encoded = urllib.parse.quote(user, safe="")
+    return f"{encoded}:{urllib.parse.quote(password, safe='')}" if password else encoded
 
 
 def airflow_command(*args: str) -> list[str]:
@@ -93,22 +112,18 @@ class AirflowServices:
     def ensure_admin(self, username: str, password: str) -> None:
         """An Admin user with this password (created, or its password reset); never a public role.
 
-        `--password=VALUE` in one argument: a generated password may start with `-` (token_urlsafe), which
-        argparse would otherwise take for an option."""
+        The password goes to pipelines/airflow/admin_user.py on stdin: on a command line (`airflow
+        users create --password`) every user of the machine could read it with `ps`."""
         done = subprocess.run(
-            airflow_command("users", "list", "--output", "plain"),
+            [sys.executable, "-m", "pipelines.airflow.admin_user", f"--username={username}"],
+            input=password,
             env=self.env,
+            cwd=REPO_ROOT,
             capture_output=True,
             text=True,
         )
-        if username in done.stdout.split():
-            # Not `users reset-password`: it fails in Airflow 2.11.2 ("The sqlalchemy extension was not
-            # registered", apache/airflow#63830). Deleted and created again, the user gets the password.
-            self._airflow("users", "delete", "--username", username)
-        self._airflow(
-            "users", "create", "--role", "Admin", "--username", username, f"--password={password}",
-            "--firstname", "Blueprint", "--lastname", "Admin", "--email", f"{username}@localhost",
-        )  # fmt: skip
+        if done.returncode != 0:
+            raise ProfileError(f"the Airflow user '{username}' was not set up:\n{done.stderr[-3000:]}")
 
     def start(self) -> None:
         # --skip-serve-logs: LocalExecutor's tasks write logs the webserver reads from disk, and

@@ -64,10 +64,13 @@ def executions_by_node(store: mlmd.MetadataStore, pipeline_name: str) -> dict[st
 
 
 def latest_run(
-    metadata_path: str | Path | metadata_store_pb2.ConnectionConfig, pipeline_name: str
+    metadata: str | Path | metadata_store_pb2.ConnectionConfig, pipeline_name: str
 ) -> RunSummary | None:
-    """The newest pipeline run's summary, or None when the pipeline never ran."""
-    store = open_store(metadata_path)
+    """The newest pipeline run's summary, or None when the pipeline never ran.
+
+    `metadata` is what the pipeline was given (`RunPaths.metadata_config()`): a SQLite path only
+    finds runs when MLMD is in that file."""
+    store = open_store(metadata)
     runs = [
         c
         for c in store.get_contexts_by_type("pipeline_run")

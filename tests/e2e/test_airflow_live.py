@@ -3,7 +3,10 @@ database) and MariaDB (ML Metadata), a real scheduler (LocalExecutor) and webser
 
 The training DAG is unpaused and triggered through the REST API with credentials, polled until it
 succeeds, and the pushed model is checked; anonymous requests are refused; a screenshot of the DAG's
-grid view, taken by headless Chromium after logging in, is kept in build/test-artifacts/.
+grid view, taken by headless Chromium after logging in, is kept in build/test-artifacts/. Airflow's
+database password has every character that means something in a URL (PostgreSQL here trusts loopback,
+so it is not checked, but a URL it broke would not connect), and neither it nor the admin's password is
+on any process's command line while Airflow runs.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import secrets
 import socket
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import requests
+from sqlalchemy.engine import make_url
 
 from pipelines.airflow.profile import AirflowServices, profile_environment
-from pipelines.paths import MYSQL_VARIABLE, RunPaths
+from pipelines.paths import MYSQL_PASSWORD_VARIABLE, MYSQL_USER_VARIABLE, MYSQL_VARIABLE, RunPaths
 from pipelines.workflow import results
 from tests.helpers.data import ARTIFACTS
 from tests.helpers.pipeline_runs import versions, write_taxi_spec
+from tests.helpers.processes import CommandLines
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("airflow-live")]
 
@@ -30,6 +36,8 @@ DAG_ID = "blueprint-taxi"
 ADMIN = "admin"
 CHROMIUM = "/usr/bin/chromium"
 RUN_TIMEOUT_SECONDS = 1500  # 13 tasks, each a process importing TensorFlow and TFX
+DATABASE_PASSWORD = f"-pg@{secrets.token_hex(6)}/:%"
+MLMD_VARIABLES = (MYSQL_VARIABLE, MYSQL_USER_VARIABLE, MYSQL_PASSWORD_VARIABLE)
 
 
 def free_port() -> int:
@@ -82,23 +90,27 @@ def live(tmp_path_factory, taxi_slice, databases):
     base = dict(
         outside,
         PGUSER="postgres",
+        PGPASSWORD=DATABASE_PASSWORD,
         PGDATABASE=databases,
         AIRFLOW_HOME=str(root / "airflow"),
         AIRFLOW_PORT=str(free_port()),
         BLUEPRINT_HOME=str(root / "home"),
         AIRFLOW_WEBSERVER_WORKERS="1",  # the test is its only client
-        **{MYSQL_VARIABLE: f"127.0.0.1:3306/{databases}"},
+        **{MYSQL_VARIABLE: f"127.0.0.1:3306/{databases}", MYSQL_USER_VARIABLE: "root"},
+        **{MYSQL_PASSWORD_VARIABLE: ""},  # MariaDB's root here has none; said so explicitly
     )
     env = profile_environment("production", base=base)
     env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
     services = AirflowServices(env)
     password = secrets.token_urlsafe(16)
-    services.migrate()
-    services.ensure_admin(ADMIN, password)
-    services.start()
+    commands = CommandLines()
+    with commands.recording_starts():
+        services.migrate()
+        services.ensure_admin(ADMIN, password)
+        services.start()
     try:
         services.wait_until_healthy()
-        yield services, (ADMIN, password), RunPaths.for_spec("taxi", root / "home"), env
+        yield services, (ADMIN, password), RunPaths.for_spec("taxi", root / "home"), env, commands
     finally:
         services.stop()
 
@@ -149,7 +161,7 @@ def test_airflow_listens_on_loopback_only(live):
 
 
 def test_two_triggers_at_once_run_one_after_the_other_and_push_once(live):
-    _, _, paths, env = live
+    _, _, paths, env, _ = live
     dag = wait_for_dag(live)
     assert dag["is_paused"], "new DAGs start paused"
     assert api(live, "PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
@@ -166,11 +178,8 @@ def test_two_triggers_at_once_run_one_after_the_other_and_push_once(live):
     assert set(states.values()) == {"success"}
     assert run["conf"] == conf
     assert len(versions(paths.serving_dir)) == 1
-    os.environ[MYSQL_VARIABLE] = env[MYSQL_VARIABLE]
-    try:
+    with mock.patch.dict(os.environ, {name: env[name] for name in MLMD_VARIABLES}):
         store = results.open_store(paths.metadata_config())
-    finally:
-        del os.environ[MYSQL_VARIABLE]
     production = results.production_model(store, DAG_ID)
     assert production is not None and production.version == versions(paths.serving_dir)[0]
     history = next(Path(production.model_uri).parent.parent.glob("model_run/*/history.json"))
@@ -181,7 +190,9 @@ def test_two_triggers_at_once_run_one_after_the_other_and_push_once(live):
 
 
 def seen_while_first_runs(live, first_id: str, second_id: str) -> list[str]:
-    """The second run's states sampled while the first is running (max_active_runs=1)."""
+    """The second run's states sampled while the first is running (max_active_runs=1); every
+    process's command line sampled meanwhile too, while task processes run."""
+    commands = live[4]
     seen = []
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -191,6 +202,7 @@ def seen_while_first_runs(live, first_id: str, second_id: str) -> list[str]:
             return seen
         if first == "running":
             seen.append(second)
+            commands.sample()
         time.sleep(5)
     return seen
 
@@ -221,3 +233,15 @@ def test_grid_view_screenshot(live):
     assert tasks_shown == ["CsvExampleGen", "Trainer", "Pusher"]
     assert successes, "the grid's run summary shows the successful run"
     assert shot.stat().st_size > 20_000
+
+
+def test_no_secret_is_on_any_command_line_while_airflow_runs(live):
+    """Before, the admin's password was an argument of `airflow users create`, visible in `ps`; and the
+    database password went into Airflow's URL unencoded (`@`, `/` and `:` broke it)."""
+    _, (_, password), _, env, commands = live
+    commands.sample()
+    assert commands.containing(DAG_ID), "sampled while the DAG's tasks ran (the trigger test runs first)"
+    assert commands.containing(password, DATABASE_PASSWORD) == []
+    # The URL Airflow connected with (its /health said the database was healthy) holds the password whole.
+    url = make_url(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    assert (url.username, url.password, url.host) == ("postgres", DATABASE_PASSWORD, "127.0.0.1")

@@ -64,7 +64,7 @@ def paths(served_taxi) -> RunPaths:
 
 def complete_executions(paths: RunPaths, spec) -> dict[str, int]:
     """Per component (resolvers aside: they run every time), how many executions completed in the home."""
-    store = results.open_store(paths.metadata_path)
+    store = results.open_store(paths.metadata_config())
     by_node = results.executions_by_node(store, training.pipeline_name(spec))
     return {
         node: sum(1 for e in executions if results._STATE_NAMES[e.last_known_state] == "COMPLETE")
@@ -75,7 +75,7 @@ def complete_executions(paths: RunPaths, spec) -> dict[str, int]:
 
 def executions_in_run(paths: RunPaths, spec, run_id: str) -> dict[str, int]:
     """Per node, how many executions the pipeline run `run_id` recorded (in any state)."""
-    store = results.open_store(paths.metadata_path)
+    store = results.open_store(paths.metadata_config())
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
     node_of = results._node_names(
         store, store.get_executions_by_context(run.id), training.pipeline_name(spec)
@@ -258,7 +258,7 @@ def test_a_spreadsheets_export_of_the_served_rows_trains_the_same_model(served_t
     assert done.returncode == 0, done.stderr[-3000:]
     assert "1 file(s), semicolon-separated (detected)" in done.stdout, done.stdout
     paths = RunPaths.for_spec(served_taxi.spec.name, tmp_path / "home")
-    summary = results.latest_run(paths.metadata_path, training.pipeline_name(served_taxi.spec))
+    summary = results.latest_run(paths.metadata_config(), training.pipeline_name(served_taxi.spec))
     assert summary.pushed and summary.blessed, summary
     auc = read_power(summary.outputs["DumbBaselineGate"][BASELINE_BLESSING_KEY][0])["model_metric"]
     served = read_power(served_taxi.summary.outputs["DumbBaselineGate"][BASELINE_BLESSING_KEY][0])[

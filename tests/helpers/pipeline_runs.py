@@ -81,19 +81,22 @@ def output_uri(paths, spec, node: str, key: str) -> Path:
     """Where the latest run's `node` wrote its output `key`."""
     from pipelines.workflow import results, training
 
-    summary = results.latest_run(paths.metadata_path, training.pipeline_name(spec))
+    summary = results.latest_run(paths.metadata_config(), training.pipeline_name(spec))
     assert summary is not None and node in summary.outputs, (node, summary and summary.states)
     return Path(summary.outputs[node][key][0])
 
 
-def cli_run(spec_path: Path, home: Path, timeout: float = 1200) -> subprocess.CompletedProcess:
-    """`python -m pipelines run` as a user types it, in a process of its own."""
+def cli_run(
+    spec_path: Path, home: Path, timeout: float = 1200, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m pipelines run` as a user types it, in a process of its own (environment `env`)."""
     return subprocess.run(
         [sys.executable, "-m", "pipelines", "run", "--config", str(spec_path), "--home", str(home)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -129,7 +132,7 @@ def serve_taxi(folder: Path, header: list[str], rows: list[dict[str, str]]) -> S
     paths = RunPaths.for_spec(spec.name, folder / "home")
     done = cli_run(spec_path, paths.home)
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = results.latest_run(paths.metadata_path, pipeline_name(spec))
+    summary = results.latest_run(paths.metadata_config(), pipeline_name(spec))
     gate = Path(summary.outputs["DumbBaselineGate"]["test_predictions"][0])
     return ServedRun(spec_path, source, spec, paths, summary, done.stdout, versions(paths.serving_dir), gate)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import stat
@@ -11,7 +12,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy.engine import make_url
 
+from pipelines.airflow import profile
+from pipelines.airflow.admin_user import read_password
 from pipelines.airflow.profile import (
     ADMIN_PASSWORD_FILE,
     REPO_ROOT,
@@ -21,6 +25,10 @@ from pipelines.airflow.profile import (
     airflow_command,
     profile_environment,
 )
+from tests.helpers.processes import CommandLines
+
+# Every character that means something in a URL's authority, and a leading dash for argparse.
+AWKWARD_PASSWORD = "-p@ss/w:rd?#%$x y"
 
 
 def test_local_profile_binds_loopback_with_this_repos_dags():
@@ -38,12 +46,48 @@ def test_production_profile_needs_database_credentials_from_the_environment():
         profile_environment("production", base={"PATH": "/usr/bin:/bin"})
     env = profile_environment("production", base={"PATH": "/usr/bin:/bin", "PGUSER": "blueprint"})
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
-        "postgresql+psycopg2://blueprint:@127.0.0.1:5432/airflow"
+        "postgresql+psycopg2://blueprint@127.0.0.1:5432/airflow"
     )
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     for profile_env in (env, profile_environment("local", base={"PATH": "/usr/bin:/bin"})):
         # A webserver starved by training tasks must not be shut down after Airflow's default 120 s.
         assert profile_env["AIRFLOW__WEBSERVER__WEB_SERVER_MASTER_TIMEOUT"] == "600"
+
+
+def test_a_database_password_with_url_characters_reaches_airflow_intact():
+    """Before, `@`, `/` or `:` in PGPASSWORD went into the URL as they were and broke it."""
+    base = {"PATH": "/usr/bin:/bin", "PGUSER": "blue@print", "PGPASSWORD": AWKWARD_PASSWORD}
+    env = profile_environment("production", base=dict(base, PGHOST="db.internal", PGDATABASE="af"))
+    url = make_url(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    assert (url.username, url.password) == ("blue@print", AWKWARD_PASSWORD)
+    assert (url.host, url.port, url.database) == ("db.internal", 5432, "af")
+    assert profile.USERINFO not in env, "the encoded credentials are not passed on"
+    given = "postgresql+psycopg2://me:given@elsewhere/db"
+    assert (
+        profile_environment("production", base=dict(base, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=given))[
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+        ]
+        == given
+    )
+
+
+def test_the_profiles_path_is_never_part_of_the_shell_script(tmp_path, monkeypatch):
+    """Before, the path was pasted into `bash -c`: a quote or `$(...)` in it ran as a command."""
+    folder = tmp_path / 'it"s $(touch pwned) `touch pwned`'
+    folder.mkdir()
+    (folder / "odd.env").write_text("AIRFLOW_HOME=${REPO}/odd\n")
+    monkeypatch.setattr(profile, "PROFILES", folder)
+    monkeypatch.chdir(tmp_path)
+    env = profile_environment("odd", base={"PATH": "/usr/bin:/bin"})
+    assert env["AIRFLOW_HOME"] == f"{REPO_ROOT}/odd"
+    assert not list(tmp_path.rglob("pwned"))
+
+
+def test_the_admin_password_is_read_whole_from_stdin():
+    assert read_password(io.StringIO(AWKWARD_PASSWORD + "\n")) == AWKWARD_PASSWORD
+    assert read_password(io.StringIO(AWKWARD_PASSWORD)) == AWKWARD_PASSWORD
+    with pytest.raises(SystemExit, match="no password on stdin"):
+        read_password(io.StringIO(""))
 
 
 def test_airflow_subprocesses_find_this_environments_airflow():
@@ -74,20 +118,23 @@ def test_local_airflow_listens_on_loopback_only_and_requires_login(tmp_path):
     services = AirflowServices(local_environment(tmp_path / "airflow"))
     services.migrate()
     password_file = services.home / ADMIN_PASSWORD_FILE
-    services.ensure_admin("admin", admin_password(password_file))
-    # One generated password in 64 starts with "-": created, then reset, it must still log in.
-    services.ensure_admin("dashed", "-created-with-a-dash")
-    services.ensure_admin("dashed", "-reset-with-a-dash")
-    services.start()
+    commands = CommandLines()
+    with commands.recording_starts():
+        services.ensure_admin("admin", admin_password(password_file))
+        # One generated password in 64 starts with "-": created, then reset, it must still log in.
+        services.ensure_admin("dashed", "-created-with-a-dash")
+        services.ensure_admin("dashed", AWKWARD_PASSWORD)
+        services.start()
     try:
         services.wait_until_healthy()
+        commands.sample()
         listening = services.listening_addresses()
         anonymous = requests.get(f"{services.base_url}/api/v1/dags", timeout=30)
         admin = requests.get(
             f"{services.base_url}/api/v1/dags", auth=("admin", password_file.read_text()), timeout=30
         )
         dashed = requests.get(
-            f"{services.base_url}/api/v1/dags", auth=("dashed", "-reset-with-a-dash"), timeout=30
+            f"{services.base_url}/api/v1/dags", auth=("dashed", AWKWARD_PASSWORD), timeout=30
         )
     finally:
         services.stop()
@@ -95,7 +142,10 @@ def test_local_airflow_listens_on_loopback_only_and_requires_login(tmp_path):
     assert {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}, f"listening beyond loopback: {listening}"
     assert anonymous.status_code in (401, 403)
     assert admin.status_code == 200
-    assert dashed.status_code == 200, "a password starting with '-' works"
+    assert dashed.status_code == 200, "a reset password starting with '-', with `@/:?#%$ `, works"
+    assert commands.containing("pipelines.airflow.admin_user"), "the short-lived starts were recorded"
+    shown = commands.containing(password_file.read_text(), "-created-with-a-dash", AWKWARD_PASSWORD)
+    assert shown == [], "a password on a command line, where `ps` shows it"
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     assert admin_password(password_file) == password_file.read_text(), "made once, then kept"
 
