@@ -26,7 +26,7 @@ help:
 	@echo "make airflow    Airflow (SQLite) on 127.0.0.1:8080 with this repo's DAGs (login required)"
 	@echo "make test       install, then run the whole test suite"
 	@echo "make test-fast  the tests that do not run whole pipelines"
-	@echo "make bench      the five benchmarks in bench/: serving, re-run, overhead, monitoring, scaling"
+	@echo "make bench      the six benchmarks in bench/: serving, re-run, overhead, monitoring, scaling, quality"
 	@echo "make lint       ruff"
 	@echo "make clean      remove build/ (pushed models, artifacts, metadata)"
 
@@ -93,7 +93,7 @@ page: install
 rollback: install
 	$(PY) -m pipelines rollback --config config/taxi.yaml --home $(HOME_DIR)
 
-# The five benchmarks in bench/, each printing a markdown table and a JSON line (about an hour on 2 cores,
+# The six benchmarks in bench/, each printing a markdown table and a JSON line (about an hour on 2 cores,
 # most of it the 100x scaling run). The serving benchmark measures the demo's model: the demo runs
 # first (all cached when it has run before).
 bench: demo
@@ -102,6 +102,7 @@ bench: demo
 	$(PY) -m bench.overhead --runs 3 --home $(HOME_DIR)/bench/overhead
 	$(PY) -m bench.monitoring --home $(HOME_DIR)/bench/monitoring
 	$(PY) -m bench.scaling --factors 1 10 100 --home $(HOME_DIR)/bench/scaling
+	$(PY) -m bench.quality --home $(HOME_DIR)/bench/quality
 
 # The whole suite in one pytest-xdist run. Tests are grouped by the pipeline run they share (one group
 # on one worker: tests/conftest.py), longest groups first. Three workers on two cores: the live Airflow

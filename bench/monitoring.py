@@ -37,7 +37,7 @@ def spanned_spec(home: Path) -> Path:
     raw = yaml.safe_load((REPO_ROOT / "config" / "taxi.yaml").read_text())
     raw["data"]["source"] = str((home / "landing" / "span-{SPAN}" / "*.csv").resolve())
     raw["data"]["window_spans"] = 1
-    raw.pop("tuning", None)
+    raw["tuning"] = False
     path = home / "taxi-monitoring.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

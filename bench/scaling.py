@@ -36,7 +36,7 @@ GIB = 1024**3
 def bench_spec(folder: Path, source: Path) -> Path:
     raw = yaml.safe_load((REPO_ROOT / "config" / "taxi.yaml").read_text())
     raw["data"]["source"] = str(source.resolve())
-    raw.pop("tuning", None)
+    raw["tuning"] = False
     path = folder / "taxi-scaling.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

@@ -36,6 +36,7 @@ LONGEST_GROUPS_FIRST = (
     "workflow-multilabel",
     "workflow-multiclass",
     "workflow-regression",
+    "workflow-default-tuning",  # iris with tuning on by default: a 24 s budget plus the run
     "mysql-metadata",  # one small CLI run with ML Metadata on MariaDB (about 65 s alone)
     "test_airflow_profile",
     "test_preprocessing",

@@ -209,8 +209,15 @@ class MetricSpec(_Strict):
 
 
 class TrainingSpec(_Strict):
-    epochs: PositiveInt = 10
-    steps_per_epoch: PositiveInt = 100
+    """How the network trains when `tuning` is off (a tuned run takes its network, regularization, learning
+    rate, batch size and epochs from the search). An epoch is one pass over the training rows unless
+    `steps_per_epoch` says otherwise; training stops early when the validation loss has not improved for
+    `early_stopping_patience` epochs, keeping the best weights, so `epochs` is a ceiling."""
+
+    epochs: PositiveInt = 100
+    steps_per_epoch: PositiveInt | None = Field(
+        None, description="batches per epoch; empty: one pass over the training rows"
+    )
     batch_size: PositiveInt = 128
     hidden_units: list[PositiveInt] = Field(default_factory=lambda: [64, 32])
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
@@ -221,8 +228,9 @@ class TrainingSpec(_Strict):
     seed: int = 0  # weights, dropout and the order of training rows: the same data gives the same model
 
     @property
-    def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
+    def total_steps(self) -> int | None:
+        """The training steps, when the spec fixes them (None: epochs of one pass each)."""
+        return None if self.steps_per_epoch is None else self.epochs * self.steps_per_epoch
 
 
 class EvaluationSpec(_Strict):
@@ -267,18 +275,29 @@ class EvaluationSpec(_Strict):
 
 
 DEFAULT_CAPACITY_LADDER = [[16], [64, 32], [256, 128], [512, 256, 128]]
+# Sized so a five-line spec over the taxi table (15k rows) runs the whole workflow in about 6 minutes on
+# 2 cores; a spec's `tuning.budget_minutes` changes it.
+DEFAULT_TUNING_MINUTES = 2.0
 
 
 class TuningSpec(_Strict):
-    """Scale up until it overfits, then regularize and tune (KerasTuner through TFX Tuner).
+    """Scale up until it overfits, then regularize and tune (KerasTuner through TFX Tuner): on by default.
 
     The capacity sweep trains each network of `capacity` in turn (narrow and shallow first) for up to
-    `max_epochs`, and stops at the first whose validation loss turns up. The tuner then searches
-    dropout, L1/L2, units and learning rate around that network for `trials` trials, each scored by
-    the evaluation protocol; the final model is retrained on train + eval with the best values.
+    `max_epochs`, and stops at the first whose validation loss turns up. The tuner then searches units,
+    depth, dropout, L1/L2, learning rate and batch size around that network, each trial scored by the
+    evaluation protocol; the final model is retrained on train + eval with the best values. Sweep and
+    search together stop at `budget_minutes` of wall time (the trial under way finishes; at least one trial
+    runs) or after `trials` trials, whichever comes first. `tuning: off` trains `training` as written.
     """
 
-    trials: Annotated[int, Field(ge=1, le=200)] = 8
+    budget_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = Field(
+        DEFAULT_TUNING_MINUTES, description="wall time for the capacity sweep and the search together"
+    )
+    trials: Annotated[int, Field(ge=1, le=200)] = 30
+    search: Literal["bayesian", "random"] = Field(
+        "bayesian", description="KerasTuner's Bayesian optimization (Gaussian process) or random search"
+    )
     capacity: list[list[PositiveInt]] = Field(
         default_factory=lambda: [list(u) for u in DEFAULT_CAPACITY_LADDER]
     )
@@ -291,6 +310,18 @@ class TuningSpec(_Strict):
         if not ladder or any(not layers for layers in ladder):
             raise ValueError("list one or more networks, each a non-empty list of layer widths like [64, 32]")
         return ladder
+
+
+TUNING_OFF = ("off", "false", "no", "none")
+
+
+def tuning_setting(value: object) -> object:
+    """`tuning: off` (YAML reads it as false) or `false`/`no`/`null`: no tuning; `on`/`true`: the default."""
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() in TUNING_OFF):
+        return None
+    if value is True or (isinstance(value, str) and value.strip().lower() in ("on", "true", "yes")):
+        return {}
+    return value
 
 
 class VocabularySpec(_Strict):
@@ -389,7 +420,11 @@ class ProblemSpec(_Strict):
     metric: MetricSpec
     training: TrainingSpec = TrainingSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
-    tuning: TuningSpec | None = None
+    tuning: TuningSpec | None = Field(
+        default_factory=TuningSpec,
+        description="the capacity sweep and the search, on by default within a budget; `off` trains "
+        "`training` as written",
+    )
     preprocessing: PreprocessingSpec = PreprocessingSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     drift: DriftSpec = DriftSpec()
@@ -403,6 +438,11 @@ class ProblemSpec(_Strict):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return value
         return f"{value:g}"
+
+    @field_validator("tuning", mode="before")
+    @classmethod
+    def _tuning_switch(cls, value: Any) -> Any:
+        return tuning_setting(value)
 
     @field_validator("features", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""DumbBaselineGate executor: score the model and the dumb baseline on the test split, bless or not."""
+"""DumbBaselineGate executor: score the model and the dumb baseline on the test split, bless or not; score a
+simple model (gradient-boosted trees) on the same rows beside them, to inform."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from components.core.artifacts import (
 )
 from components.core.spec import ProblemSpec, TaskType
 from components.dumb_baseline_gate.importance import feature_importance
+from components.dumb_baseline_gate.simple_model import SimpleModelComparison, compare_with_trees
 from components.scoring import metrics, parity
 from components.scoring.metrics import prediction_arrays, task_arrays
 from components.scoring.runtimes import TensorFlowRuntime
@@ -127,9 +129,12 @@ class Executor(base_executor.BaseExecutor):
         labels = parity.labels(parsed, tft_output, spec)
         predictions = runtime.predict(inputs)
         train = parity.read_serialized(parity.split_records(examples, parity.TRAIN_SPLIT), TRAIN_LABEL_ROWS)
-        train_labels = parity.labels(parity.raw_inputs(train, tft_output, {})[1], tft_output, spec)
+        train_inputs, train_parsed = parity.raw_inputs(train, tft_output, dtypes)
+        train_labels = parity.labels(train_parsed, tft_output, spec)
         dumb, description = dumb_predictions(spec, train_labels, len(labels), predictions.shape[1])
         comparison = compare(spec, labels, predictions, dumb, description)
+        simple = compare_with_trees(spec, train_inputs, train_labels, inputs, labels, predictions, serialized)
+        logging.info("Simple model: %s", simple.message)
 
         evaluator_blessed = (
             artifact_utils.get_single_instance(input_dict["model_blessing"]).get_int_custom_property(
@@ -159,6 +164,7 @@ class Executor(base_executor.BaseExecutor):
             comparison,
             blessed,
             evaluator_blessed,
+            simple,
         )
 
 
@@ -181,11 +187,15 @@ def write_blessing(
     comparison: BaselineComparison,
     blessed: bool,
     evaluator_blessed: bool,
+    simple: SimpleModelComparison | None = None,
 ) -> None:
-    """A ModelBlessing like the Evaluator's (same properties and marker file), plus the comparison."""
+    """A ModelBlessing like the Evaluator's (same properties and marker file), plus the comparisons."""
     folder = Path(blessing.uri)
     folder.mkdir(parents=True, exist_ok=True)
     record = {**comparison.to_json(), "evaluator_blessed": evaluator_blessed, "blessed": blessed}
+    if simple is not None:
+        record["simple_model"] = simple.to_json()
+        blessing.set_string_custom_property("simple_model_message", simple.message)
     (folder / POWER_FILE).write_text(json.dumps(record, indent=1))
     (folder / (constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME)).write_text("")
     blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY, int(blessed))

@@ -24,7 +24,8 @@ def prune(
 ) -> tuple[keras.Model, dict]:
     """(the pruned model without wrappers, its history and the sparsity reached)."""
     pruning = spec.deployment.pruning
-    steps = pruning.epochs * spec.training.steps_per_epoch
+    batches = spec.training.steps_per_epoch or sum(1 for _ in train)  # one pass when the spec fixes none
+    steps = pruning.epochs * batches
     # Reach the target in the first 70% of the steps; the rest recovers accuracy at full sparsity.
     end_step = max(1, int(steps * 0.7))
     schedule = tfmot.sparsity.keras.PolynomialDecay(

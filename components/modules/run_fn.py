@@ -60,15 +60,16 @@ def make_dataset(
     tft_output: tft.TFTransformOutput,
     spec: ProblemSpec,
     repeat: bool,
+    shuffle: bool | None = None,
 ) -> tf.data.Dataset:
     """(features, label) batches of raw examples put through the transform graph; the labels are
-    stacked for multilabel."""
+    stacked for multilabel. Shuffled (again each pass, seeded) when repeated unless told otherwise."""
     dataset = data_accessor.tf_dataset_factory(
         files,
         tfxio.TensorFlowDatasetOptions(
             batch_size=spec.training.batch_size,
             num_epochs=None if repeat else 1,
-            shuffle=repeat,
+            shuffle=repeat if shuffle is None else shuffle,
             shuffle_seed=spec.training.seed,
         ),
         tft_output.raw_metadata.schema,
@@ -118,7 +119,16 @@ def sampled_target_scale(spec: ProblemSpec, train: tf.data.Dataset) -> tuple[flo
     return target_scale(np.concatenate(labels))
 
 
-TUNED_FIELDS = ("hidden_units", "dropout", "l1", "l2", "learning_rate", "epochs", "steps_per_epoch")
+TUNED_FIELDS = (
+    "hidden_units",
+    "dropout",
+    "l1",
+    "l2",
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "steps_per_epoch",
+)
 
 
 def tuned_spec(spec: ProblemSpec, hyperparameters: dict | None) -> ProblemSpec:
@@ -156,7 +166,11 @@ def run_fn(fn_args: FnArgs) -> None:
     keras.utils.set_random_seed(spec.training.seed)
     tf.config.experimental.enable_op_determinism()
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=True)
+    # With no steps per epoch, an epoch is one pass over the training rows: a finite, reshuffled dataset.
+    fixed_steps = spec.training.steps_per_epoch is not None
+    train = make_dataset(
+        fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=fixed_steps, shuffle=True
+    )
     validation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, spec, repeat=False)
     model = build_model(
         feature_inputs(spec, tft_output),

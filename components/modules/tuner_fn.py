@@ -3,14 +3,18 @@
 1. Capacity sweep: each network of `tuning.capacity` (narrow and shallow first) trains on the train
    split for up to `tuning.max_epochs`, validated on the eval split; the sweep stops at the first network
    that overfits (validation loss turned up while training loss kept falling) and keeps every curve.
-2. KerasTuner (random search) over units, dropout, L1/L2 and learning rate around that network; each
-   trial is scored by the spec's evaluation protocol (hold-out, K-fold or iterated K-fold), the mean
-   of the spec's metric over the validation folds. The test split is never read here.
+2. KerasTuner (Bayesian optimization by default, or random search) over units, depth, dropout, L1/L2,
+   learning rate and batch size around that network; each trial is scored by the spec's evaluation
+   protocol (hold-out, K-fold or iterated K-fold), the mean of the spec's metric over the validation folds.
+   The test split is never read here.
+Both share `tuning.budget_minutes` of wall time: the sweep stops after the network under way once it is
+spent, and the oracle starts no new trial (beyond the first) after it.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -19,6 +23,7 @@ import numpy as np
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
+from keras_tuner.engine import trial as trial_module
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
@@ -32,6 +37,7 @@ DROPOUT_RANGE = (0.0, 0.5, 0.1)
 L1_CHOICES = [0.0, 1e-5, 1e-4]
 L2_CHOICES = [0.0, 1e-5, 1e-4, 1e-3]
 LEARNING_RATES = [3e-4, 1e-3, 3e-3]
+BATCH_SIZES = [32, 64, 128, 256]
 
 
 @dataclass
@@ -78,10 +84,15 @@ def capacity_sweep(
     max_epochs: int,
     patience: int,
     batch_size: int,
+    deadline: float = math.inf,
 ) -> list[SweepStep]:
-    """Trains each network of `ladder` in turn and stops at the first that overfits."""
+    """Trains each network of `ladder` in turn and stops at the first that overfits, or once the
+    budget's `deadline` (time.monotonic) has passed."""
     steps: list[SweepStep] = []
     for hidden_units in ladder:
+        if steps and time.monotonic() >= deadline:
+            logging.info("Capacity sweep: the tuning budget is spent; %s is the widest tried", steps[-1].name)
+            break
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience)
         history = fit_quietly(build(hidden_units), train, validation, max_epochs, batch_size, [stop])
         loss = [float(x) for x in history.history["loss"]]
@@ -103,17 +114,28 @@ def capacity_sweep(
     return steps
 
 
+def layer_widths(base_units: list[int], units: int, depth: int) -> list[int]:
+    """The swept network's shape scaled so its first layer has `units`, cut or extended (halving) to
+    `depth` layers."""
+    scale = units / base_units[0]
+    widths = [max(2, round(width * scale)) for width in base_units][:depth]
+    while len(widths) < depth:
+        widths.append(max(2, widths[-1] // 2))
+    return widths
+
+
 def search_space(hp: kt.HyperParameters, base_units: list[int]) -> dict:
     """Registers the search space and returns the trial's TrainingSpec fields."""
     widest = base_units[0]
-    units = hp.Choice("units", sorted({max(2, widest // 2), widest}))
-    scale = units / widest
+    units = hp.Choice("units", sorted({max(2, widest // 2), widest, widest * 2}))
+    depth = hp.Int("depth", max(1, len(base_units) - 1), len(base_units) + 1)
     return {
-        "hidden_units": [max(2, round(width * scale)) for width in base_units],
+        "hidden_units": layer_widths(base_units, units, depth),
         "dropout": hp.Float("dropout", *DROPOUT_RANGE[:2], step=DROPOUT_RANGE[2]),
         "l1": hp.Choice("l1", L1_CHOICES),
         "l2": hp.Choice("l2", L2_CHOICES),
         "learning_rate": hp.Choice("learning_rate", LEARNING_RATES),
+        "batch_size": hp.Choice("batch_size", BATCH_SIZES),
     }
 
 
@@ -146,14 +168,24 @@ class TrialRecord:
     best_epochs: list[int]
     loss: list[float]  # first fold's learning curves
     val_loss: list[float]
+    seconds: float = 0.0  # wall time of the trial, every fold
 
 
 class ProtocolTuner(kt.Tuner):
     """KerasTuner whose trials are scored by the spec's evaluation protocol over in-memory folds."""
 
-    def __init__(self, spec: ProblemSpec, data: Arrays, folds: list[Fold], sweep: list[SweepStep], **kwargs):
+    def __init__(
+        self,
+        spec: ProblemSpec,
+        data: Arrays,
+        folds: list[Fold],
+        sweep: list[SweepStep],
+        started: float,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.spec, self.data, self.folds, self.sweep = spec, data, folds, sweep
+        self.started = started  # time.monotonic() when the sweep began: the budget counts from here
         self.records: dict[str, TrialRecord] = {}
 
     @property
@@ -164,6 +196,7 @@ class ProtocolTuner(kt.Tuner):
         hypermodel: SpecHyperModel = self.hypermodel
         training = hypermodel.training(trial.hyperparameters)
         record = TrialRecord(training.hidden_units, [], [], [], [])
+        started = time.monotonic()
         for fold in self.folds:
             score, history = self._fit_fold(trial.hyperparameters, fold)
             record.fold_scores.append(score)
@@ -171,6 +204,7 @@ class ProtocolTuner(kt.Tuner):
             if not record.loss:
                 record.loss = [float(x) for x in history["loss"]]
                 record.val_loss = [float(x) for x in history["val_loss"]]
+        record.seconds = round(time.monotonic() - started, 2)
         self.records[trial.trial_id] = record
         mean = float(np.mean(record.fold_scores))
         logging.info(
@@ -184,9 +218,8 @@ class ProtocolTuner(kt.Tuner):
         stop = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=self.spec.training.early_stopping_patience, restore_best_weights=True
         )
-        history = fit_quietly(
-            model, train, validation, self.spec.tuning.max_epochs, self.spec.training.batch_size, [stop]
-        )
+        batch_size = self.hypermodel.training(hp).batch_size
+        history = fit_quietly(model, train, validation, self.spec.tuning.max_epochs, batch_size, [stop])
         metric = evaluation.keras_metric(self.spec)
         metric.update_state(validation.labels, model.predict(validation.features, verbose=0))
         return float(metric.result().numpy()), history.history
@@ -199,10 +232,27 @@ class ProtocolTuner(kt.Tuner):
         """What the final Trainer needs beyond the searched values: the network, epochs and steps per
         epoch for one pass over train + eval (the best trial's mean best epoch)."""
         record = self.best_record()
+        best = self.oracle.get_best_trials(1)[0].hyperparameters
+        batch_size = self.hypermodel.training(best).batch_size
         return {
             "hidden_units": record.hidden_units,
             "epochs": max(1, round(float(np.mean(record.best_epochs)))),
-            "steps_per_epoch": max(1, math.ceil(len(self.data) / self.spec.training.batch_size)),
+            "steps_per_epoch": max(1, math.ceil(len(self.data) / batch_size)),
+        }
+
+    def budget_report(self) -> dict:
+        """What the budget allowed and what the sweep and the search spent (wall time)."""
+        budget = self.spec.tuning.budget_minutes * 60
+        spent = time.monotonic() - self.started
+        trials = len(self.records)
+        return {
+            "budget_seconds": round(budget, 1),
+            "spent_seconds": round(spent, 1),
+            "search": self.spec.tuning.search,
+            "trials_run": trials,
+            "max_trials": self.spec.tuning.trials,
+            "stopped_by": "trials" if trials >= self.spec.tuning.trials else "budget",
+            "best": dict(self.oracle.get_best_trials(1)[0].hyperparameters.values),
         }
 
     def protocol_report(self) -> dict:
@@ -221,11 +271,45 @@ class ProtocolTuner(kt.Tuner):
             "pool_rows": len(self.data),
             "trials": {trial_id: asdict(record) for trial_id, record in self.records.items()},
             "capacity_sweep": [{**asdict(step), "name": step.name} for step in self.sweep],
+            "budget": self.budget_report(),
         }
 
 
 def objective_name(spec: ProblemSpec) -> str:
     return f"val_{spec.metric.name}"
+
+
+class BudgetedOracle:
+    """An oracle mixin that starts no new trial once the budget's deadline (time.monotonic) has passed,
+    except the first: KerasTuner's search loop ends when `populate_space` answers STOPPED."""
+
+    def __init__(self, *args, deadline: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    def populate_space(self, trial_id: str) -> dict:
+        if self.trials and time.monotonic() >= self.deadline:
+            logging.info("Tuning budget spent: no trial after %d", len(self.trials))
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        return super().populate_space(trial_id)
+
+
+class BudgetedBayesianOracle(BudgetedOracle, kt.oracles.BayesianOptimizationOracle):
+    """Bayesian optimization (a Gaussian process over the search space), within the budget."""
+
+
+class BudgetedRandomOracle(BudgetedOracle, kt.oracles.RandomSearchOracle):
+    """Random search, within the budget."""
+
+
+def make_oracle(spec: ProblemSpec, deadline: float) -> kt.Oracle:
+    oracle = BudgetedBayesianOracle if spec.tuning.search == "bayesian" else BudgetedRandomOracle
+    return oracle(
+        objective=kt.Objective(objective_name(spec), "max" if spec.metric.higher_is_better else "min"),
+        max_trials=spec.tuning.trials,
+        seed=spec.tuning.seed,
+        deadline=deadline,
+    )
 
 
 def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
@@ -252,6 +336,11 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
         )
         return build_model(features, spec, outputs, plain, scale)
 
+    started = time.monotonic()
+    deadline = started + spec.tuning.budget_minutes * 60
+    logging.info(
+        "Tuning budget: %.1f minutes for the capacity sweep and the search", spec.tuning.budget_minutes
+    )
     keras.utils.set_random_seed(spec.tuning.seed)
     sweep = capacity_sweep(
         plain_network,
@@ -261,6 +350,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
         spec.tuning.max_epochs,
         spec.training.early_stopping_patience,
         spec.training.batch_size,
+        deadline,
     )
     chosen = next((step for step in sweep if step.overfit), sweep[-1])
     tuner = ProtocolTuner(
@@ -268,12 +358,9 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
         data=Arrays.concat(train, held_out),
         folds=fold_plan(len(train), len(held_out), spec.evaluation),
         sweep=sweep,
+        started=started,
         hypermodel=SpecHyperModel(spec, features, outputs, chosen.hidden_units, scale),
-        oracle=kt.oracles.RandomSearchOracle(
-            objective=kt.Objective(objective_name(spec), "max" if spec.metric.higher_is_better else "min"),
-            max_trials=spec.tuning.trials,
-            seed=spec.tuning.seed,
-        ),
+        oracle=make_oracle(spec, deadline),
         directory=fn_args.working_dir,
         project_name=f"{spec.name}_tuning",
         overwrite=True,

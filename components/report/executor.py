@@ -94,6 +94,7 @@ class ReportBuilder:
                 "margin": self.power["margin"],
                 "statistical_power": self.power["statistical_power"],
                 "message": self.power["message"],
+                "simple_model": self.power.get("simple_model"),
             },
             "test_metrics": self.test_metrics(),
             "validation_vs_test": self.validation_vs_test(),

@@ -258,8 +258,26 @@ def _baseline_section(data: dict) -> str:
         ("enough rows to tell them apart", part.get("statistical_power")),
     ]
     return _section(
-        "baseline", "Against a dumb baseline", _table(["", metric], rows), _paragraph(part.get("message", ""))
+        "baseline",
+        "Against a dumb baseline and a simple model",
+        _table(["", metric], rows),
+        _paragraph(part.get("message", "")),
+        _simple_model(part.get("simple_model"), metric),
     )
+
+
+def _simple_model(simple: dict | None, metric: str) -> str:
+    """The network beside gradient-boosted trees on the same test rows: it informs, it gates nothing."""
+    if not simple:
+        return ""
+    rows = [
+        ("the network", simple.get("model_metric")),
+        (simple.get("description", "gradient-boosted trees"), simple.get("simple_metric")),
+        ("the network's lead, 95% interval", Html(_escape(_interval(simple.get("improvement_interval"))))),
+        ("test rows (the Evaluator's)", simple.get("test_rows")),
+    ]
+    css = "warning" if simple.get("network_worse") else ""
+    return _table(["", metric], rows) + _paragraph(simple.get("message", ""), css)
 
 
 def _residual_plot(residuals: dict) -> str:

@@ -63,7 +63,10 @@ def training_params(spec: ProblemSpec) -> dict[str, Param]:
     params = {
         "epochs": Param(spec.training.epochs, type="integer", minimum=1, description="training epochs"),
         "steps_per_epoch": Param(
-            spec.training.steps_per_epoch, type="integer", minimum=1, description="batches per epoch"
+            spec.training.steps_per_epoch,
+            type=["null", "integer"],
+            minimum=1,
+            description="batches per epoch (empty: one pass over the training rows)",
         ),
         "reason": Param("manual run", type="string", description="why this run (kept with the run)"),
     }

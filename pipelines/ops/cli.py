@@ -83,6 +83,8 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
     goal = f"{spec.metric.name} {'>=' if spec.metric.higher_is_better else '<='} {spec.metric.threshold:g}"
     if summary.power_message:
         print(f"  dumb baseline: {summary.power_message}")
+    if summary.simple_model_message:
+        print(f"  simple model: {summary.simple_model_message}")
     if summary.blessed:
         print(f"  blessed:  yes ({goal}, beats the dumb baseline, no regression vs the model in production)")
     else:
@@ -104,11 +106,39 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
         print(f"  pushed:   nothing new (no change since version {summary.pushed_version} was pushed)")
     else:
         print("  pushed:   nothing new" + (" (not blessed)" if not summary.blessed else ""))
+    for line in tuning_lines(summary):
+        print(line)
     if summary.report_path:
         print(f"  report:   {summary.report_path}")
     print(f"  serving:  {paths.serving_dir}  (TF Serving model base path)")
     print(f"  artifacts: {paths.pipeline_root}")
     print(f"  metadata: {paths.metadata_location()}")
+
+
+def tuning_lines(summary) -> list[str]:
+    """What the capacity sweep and the search spent of their budget, and what they chose."""
+    import json
+
+    from components.core.artifacts import PROTOCOL_FILE
+
+    uris = summary.outputs.get("Tuner", {}).get("tuner_results")
+    path = Path(uris[0], PROTOCOL_FILE) if uris else None
+    if path is None or not path.is_file():
+        return []
+    protocol = json.loads(path.read_text())
+    budget = protocol.get("budget") or {}
+    sweep = [step["name"] for step in protocol.get("capacity_sweep", [])]
+    best = budget.get("best", {})
+    chosen = ", ".join(
+        f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}" for name, value in best.items()
+    )
+    spent, allowed = budget.get("spent_seconds", 0) / 60, budget.get("budget_seconds", 0) / 60
+    trials = f"{budget.get('trials_run', 0)} {budget.get('search', '')} trial(s)"
+    return [
+        f"  tuning:   {spent:.1f} of {allowed:.1f} min; sweep {' -> '.join(sweep)}; {trials}, "
+        f"stopped by {budget.get('stopped_by', '?')}",
+        f"            best: {chosen}",
+    ]
 
 
 def _describe_data(spec: ProblemSpec) -> None:
@@ -144,6 +174,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"Blueprint: training '{spec.name}' ({spec.task.value}, label {spec.label}) from {spec.data.source}"
     )
     _describe_data(spec)
+    if spec.tuning is None:
+        print("  tuning:   off (trains `training` as written; omit `tuning: off` to sweep and tune)")
+    else:
+        print(
+            f"  tuning:   capacity sweep and {spec.tuning.search} search within "
+            f"{spec.tuning.budget_minutes:g} min (tuning.budget_minutes) or {spec.tuning.trials} trials"
+        )
     try:
         summary = run_training(spec, args.home, enable_cache=not args.no_cache, verbose=args.verbose)
     except RunFailed as failure:

@@ -25,6 +25,7 @@ class RunSummary:
     validation_failures: list[str] = field(default_factory=list)
     blessed: bool | None = None
     power_message: str | None = None  # the dumb-baseline comparison ("no statistical power: ...")
+    simple_model_message: str | None = None  # the network beside gradient-boosted trees on the test rows
     report_path: str | None = None  # the stakeholder report (report.html)
     pushed: bool | None = None
     pushed_version: str | None = None
@@ -144,6 +145,8 @@ def _read_results(store, summary: RunSummary, executions, node_of: dict[int, str
             summary.blessed = bool(properties["blessed"].int_value) if "blessed" in properties else None
             if "power_message" in properties:
                 summary.power_message = properties["power_message"].string_value
+            if "simple_model_message" in properties:
+                summary.simple_model_message = properties["simple_model_message"].string_value
     if report is not None:
         found = _output_artifacts(store, report.id).get("report")
         if found:

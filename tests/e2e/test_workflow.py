@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 import yaml
 from sklearn.metrics import log_loss
+from tfx.types import standard_artifacts
 
 from components.core.artifacts import (
     PROTOCOL_FILE,
@@ -23,7 +24,7 @@ from components.core.artifacts import (
 )
 from components.core.sources import write_table
 from components.core.spec import load_spec
-from pipelines.ops.cli import run_training
+from pipelines.ops.cli import run_training, tuning_lines
 from pipelines.paths import RunPaths
 from pipelines.workflow import training
 from tests.helpers.data import ARTIFACTS
@@ -149,6 +150,72 @@ def test_each_task_type_trains_from_its_spec_and_beats_its_dumb_baseline(other_t
         assert report["confusion_matrix"] is not None
         assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths)
         assert_served_outputs_speak_the_tables_classes(spec, paths, report)
+
+
+def test_a_simple_model_is_scored_beside_the_network_on_the_evaluators_test_rows(other_task):
+    """Gradient-boosted trees fitted on the training rows, scored on exactly the test rows the gate and the
+    Evaluator (TFMA, on the test split) scored the network on; in power.json, report.json and the HTML."""
+    from components.dumb_baseline_gate.simple_model import rows_digest
+    from components.scoring import parity
+
+    spec, run, paths = other_task
+    power = read_power(str(output_uri(paths, spec, "DumbBaselineGate", "baseline_blessing")))
+    simple = power["simple_model"]
+    examples = standard_artifacts.Examples()
+    examples.uri = str(output_uri(paths, spec, "CsvExampleGen", "examples"))
+    examples.split_names = '["train", "eval", "test"]'
+    test_rows = parity.read_serialized(parity.split_records([examples], parity.TEST_SPLIT))
+    assert simple["test_rows"] == len(test_rows) == power["test_rows"]
+    assert simple["test_rows_sha256"] == rows_digest(test_rows)
+    assert simple["model_metric"] == power["model_metric"]
+    better = simple["simple_metric"] - power["dumb_metric"]
+    assert (better > 0) if spec.metric.higher_is_better else (better < 0), "the trees beat the dumb baseline"
+    assert run.simple_model_message == simple["message"] and "gradient-boosted trees:" in simple["message"]
+    report = json.loads((output_uri(paths, spec, "Report", "report") / REPORT_DATA_FILE).read_text())
+    assert report["baseline"]["simple_model"] == simple
+    html = (output_uri(paths, spec, "Report", "report") / "report.html").read_text()
+    assert "Against a dumb baseline and a simple model" in html and simple["description"] in html
+
+
+@pytest.mark.xdist_group("workflow-default-tuning")
+def test_a_spec_without_tuning_sweeps_and_tunes_within_its_budget(tmp_path):
+    """The universal workflow is the default: the five lines (and a small budget, a cheap deployment) run
+    the capacity sweep and the search, and the search stops when the budget is spent."""
+    from tests.helpers.sklearn_tables import table, write_csv
+
+    columns, label, _ = table("multiclass")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "iris",
+                "data": {"source": str(write_csv(tmp_path / "iris.csv", columns))},
+                "label": label,
+                "task": "multiclass",
+                "metric": {"name": "accuracy", "threshold": 0.5},
+                "tuning": {"budget_minutes": 0.4},
+                "deployment": {"tflite": [], "tfjs": []},
+            }
+        )
+    )
+    spec = load_spec(spec_file)
+    assert spec.tuning is not None and spec.tuning.search == "bayesian"
+    run = run_training(spec, tmp_path / "home")
+    paths = RunPaths.for_spec(spec.name, tmp_path / "home")
+    assert run.states["Tuner"] == "COMPLETE" and run.blessed is True, run.power_message
+    protocol = json.loads((output_uri(paths, spec, "Tuner", "tuner_results") / PROTOCOL_FILE).read_text())
+    budget = protocol["budget"]
+    longest_trial = max(trial["seconds"] for trial in protocol["trials"].values())
+    assert budget["budget_seconds"] == 24.0 and budget["trials_run"] == len(protocol["trials"]) >= 1
+    assert budget["spent_seconds"] <= budget["budget_seconds"] + longest_trial + 1.0, budget
+    assert budget["stopped_by"] == "budget" and budget["trials_run"] < spec.tuning.trials
+    assert protocol["capacity_sweep"], "the capacity sweep ran"
+    best = json.loads(
+        (output_uri(paths, spec, "Tuner", "best_hyperparameters") / "best_hyperparameters.txt").read_text()
+    )["values"]
+    assert {"units", "depth", "batch_size", "dropout", "learning_rate"} <= set(best)
+    lines = tuning_lines(run)
+    assert lines and "min; sweep" in lines[0] and "stopped by budget" in lines[0]
 
 
 def assert_served_outputs_speak_the_tables_classes(spec, paths, report) -> None:

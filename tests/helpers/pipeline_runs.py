@@ -49,8 +49,9 @@ def write_taxi_spec(folder: Path, source: Path, threshold: float = 0.7, **change
     spec["training"] = dict(SMALL_TRAINING)
     spec["deployment"] = dict(SMALL_DEPLOYMENT)
     spec["metric"] = {"name": "auc", "threshold": threshold}
-    # Tuning and slices cost minutes; tests/e2e/test_workflow.py runs them, the other pipeline tests need not.
-    spec.pop("tuning", None)
+    # Tuning (on by default) and slices cost minutes; tests/e2e/test_workflow.py runs them, the other
+    # pipeline tests need not.
+    spec["tuning"] = False
     spec["evaluation"] = {"baseline_margin": 0.05}
     spec.update(changes)
     folder.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def _column_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 
 
-def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> Path:
+def write_csv(path: Path, columns: dict[str, np.ndarray]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(columns)
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -101,7 +101,7 @@ def write_task(
         order = np.random.default_rng(7).permutation(len(next(iter(columns.values()))))
         for name in [label] if isinstance(label, str) else label:
             columns[name] = columns[name][order]
-    source = _write_csv(folder / f"{task}.csv", columns)
+    source = write_csv(folder / f"{task}.csv", columns)
     higher = metric != "mse"
     spec = {
         "name": f"sk-{task}",
@@ -113,6 +113,7 @@ def write_task(
         "metric": {"name": metric, "threshold": 0.5 if higher else 1e9},
         "training": dict(SMALL_TABLE_TRAINING),
         "deployment": NO_DEVICE_TARGETS,
+        "tuning": False,  # on by default; the runs that test it say so (tests/e2e/test_workflow.py)
     }
     if task == "binary":
         spec["positive_class"] = "malignant"

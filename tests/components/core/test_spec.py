@@ -332,3 +332,33 @@ def test_auto_columns_of_iso_dates_are_found_as_datetime(tmp_path):
 def test_a_numeric_positive_class_names_the_value_as_written(tmp_path):
     assert load_spec(write_spec(tmp_path, {"positive_class": 4})).positive_class == "4"
     assert load_spec(write_spec(tmp_path, {"positive_class": "yes"})).positive_class == "yes"
+
+
+def test_tuning_is_on_by_default_and_off_when_the_spec_says_so(tmp_path):
+    from components.core.spec import DEFAULT_TUNING_MINUTES, ProblemSpec
+
+    default = load_spec(
+        write_spec(tmp_path, remove=("tuning",)) if "tuning" in VALID else write_spec(tmp_path)
+    )
+    assert default.tuning is not None and default.tuning.budget_minutes == DEFAULT_TUNING_MINUTES
+    assert default.tuning.search == "bayesian"
+    for written in ("tuning: off", "tuning: false", "tuning: no", "tuning: null", "tuning: 'off'"):
+        text = (
+            yaml.safe_dump({key: value for key, value in VALID.items() if key != "tuning"}) + written + "\n"
+        )
+        spec = load_spec(write_spec(tmp_path, text=text))
+        assert spec.tuning is None, written
+        assert ProblemSpec.from_config(spec.to_config()).tuning is None, "off survives the round trip"
+    on = load_spec(write_spec(tmp_path, {"tuning": True}))
+    assert on.tuning == default.tuning
+    budget = load_spec(write_spec(tmp_path, {"tuning": {"budget_minutes": 0.5, "search": "random"}}))
+    assert (budget.tuning.budget_minutes, budget.tuning.search) == (0.5, "random")
+    assert "tuning.budget_minutes" in error_for(write_spec(tmp_path, {"tuning": {"budget_minutes": 0}}))
+
+
+def test_an_epoch_is_one_pass_over_the_training_rows_unless_the_spec_fixes_its_steps(tmp_path):
+    spec = load_spec(write_spec(tmp_path, {"training": {"batch_size": 64}}))
+    assert spec.training.steps_per_epoch is None and spec.training.total_steps is None
+    assert spec.training.epochs == 100 and spec.training.early_stopping_patience == 3
+    fixed = load_spec(write_spec(tmp_path, {"training": {"epochs": 5, "steps_per_epoch": 20}}))
+    assert fixed.training.total_steps == 100

@@ -1,0 +1,160 @@
+"""Model quality: the default five-line spec against gradient-boosted trees on the same test rows.
+
+    python -m bench.quality [--home build/bench/quality] [--tables breast_cancer wine ...]
+
+For each real table that ships offline (scikit-learn's breast cancer, wine and diabetes with their class
+names, iris species as a string-labelled table, the Chicago taxi trips), a spec of five lines (name, data,
+label, task, metric; tuning is on by default) runs the whole pipeline, and the DumbBaselineGate's
+simple-model baseline (scikit-learn's HistGradientBoosting, default settings, fitted on the same training
+rows and scored on the same test rows) gives the figure to compare with. No device targets are built: they
+do not change the network's test metric and cost a minute per table. Prints a markdown table and one JSON
+line. Target (issue 21): on every table the network within 3% (relative) of the trees or better; the
+geometric mean of the ratios is reported.
+
+Ratio = network / trees for a metric where higher is better (AUC, accuracy), trees / network for an error
+(MAE): above 1 the network is better, 0.97 is 3% worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from components.core.artifacts import BASELINE_BLESSING_KEY, read_power
+from components.core.sources import resolve
+from components.core.spec import load_spec
+from pipelines.settings import REPO_ROOT
+
+TAXI_DATA = "pkg://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label/data.csv"
+TARGET_RATIO = 0.97
+
+
+def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> Path:
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(columns).to_csv(path, index=False)
+    return path
+
+
+def _sklearn_table(folder: Path, loader: str, label: str, names: bool) -> Path:
+    """A scikit-learn table as a CSV, the label written by class name when `names`."""
+    from sklearn import datasets
+
+    data = getattr(datasets, f"load_{loader}")()
+    columns = {str(name).replace(" ", "_"): data.data[:, i] for i, name in enumerate(data.feature_names)}
+    columns[label] = np.asarray(data.target_names)[data.target] if names else data.target
+    return _write_csv(folder / f"{loader}.csv", columns)
+
+
+def five_line_specs(folder: Path) -> dict[str, dict]:
+    """Each table's five lines (no device targets: see the module's docstring)."""
+    return {
+        "breast_cancer": {
+            "data": {"source": str(_sklearn_table(folder, "breast_cancer", "diagnosis", names=True))},
+            "label": "diagnosis",
+            "task": "binary",
+            "positive_class": "malignant",
+            "metric": {"name": "auc", "threshold": 0.5},
+        },
+        "wine": {
+            "data": {"source": str(_sklearn_table(folder, "wine", "cultivar", names=True))},
+            "label": "cultivar",
+            "task": "multiclass",
+            "metric": {"name": "accuracy", "threshold": 0.5},
+        },
+        "iris": {
+            "data": {"source": str(_sklearn_table(folder, "iris", "species", names=True))},
+            "label": "species",
+            "task": "multiclass",
+            "metric": {"name": "accuracy", "threshold": 0.5},
+        },
+        "diabetes": {
+            "data": {"source": str(_sklearn_table(folder, "diabetes", "progression", names=False))},
+            "label": "progression",
+            "task": "regression",
+            "metric": {"name": "mae", "threshold": 1e9},
+        },
+        "taxi": {
+            "data": {"source": TAXI_DATA},
+            "label": "big_tipper",
+            "task": "binary",
+            "exclude": ["tips"],  # the tip decides the label: target leakage
+            "metric": {"name": "auc", "threshold": 0.5},
+        },
+    }
+
+
+def ratio(power: dict, higher_is_better: bool) -> float:
+    network, trees = power["simple_model"]["model_metric"], power["simple_model"]["simple_metric"]
+    return network / trees if higher_is_better else trees / network
+
+
+def run_table(name: str, raw: dict, home: Path) -> dict:
+    from pipelines.ops.cli import run_training
+
+    raw = {"name": name.replace("_", "-"), **raw, "deployment": {"tflite": [], "tfjs": []}}
+    spec_path = home / name / "spec.yaml"
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    spec_path.write_text(yaml.safe_dump(raw))
+    spec = load_spec(spec_path)
+    started = time.monotonic()
+    summary = run_training(spec, home / name / "home")
+    seconds = time.monotonic() - started
+    power = read_power(summary.outputs["DumbBaselineGate"][BASELINE_BLESSING_KEY][0])
+    simple = power["simple_model"]
+    return {
+        "table": name,
+        "task": spec.task.value,
+        "metric": spec.metric.name,
+        "network": simple["model_metric"],
+        "trees": simple["simple_metric"],
+        "dumb": power["dumb_metric"],
+        "ratio": ratio(power, spec.metric.higher_is_better),
+        "test_rows": simple["test_rows"],
+        "seconds": round(seconds, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--home", default=str(REPO_ROOT / "build" / "bench" / "quality"))
+    parser.add_argument("--tables", nargs="*", help="a subset of the tables (default: all)")
+    args = parser.parse_args(argv)
+    home = Path(args.home).resolve()
+    shutil.rmtree(home, ignore_errors=True)
+    specs = five_line_specs(home / "data")
+    chosen = args.tables or list(specs)
+    resolve(TAXI_DATA, REPO_ROOT)  # fails early, with its message, when the taxi data is not installed
+    rows = [run_table(name, specs[name], home) for name in chosen]
+    print("Quality of the default five-line spec against gradient-boosted trees (same test rows)")
+    print()
+    print(
+        "| table | task | metric | network | gradient-boosted trees | dumb baseline | ratio | test rows "
+        "| run |"
+    )
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        print(
+            f"| {row['table']} | {row['task']} | {row['metric']} | {row['network']:.4f} | {row['trees']:.4f} "
+            f"| {row['dumb']:.4f} | {row['ratio']:.3f} | {row['test_rows']} | {row['seconds']:.0f} s |"
+        )
+    mean = math.exp(sum(math.log(row["ratio"]) for row in rows) / len(rows))
+    met = all(row["ratio"] >= TARGET_RATIO for row in rows)
+    print()
+    print(f"Geometric mean ratio {mean:.3f}; every table within 3% of the trees: {'yes' if met else 'no'}")
+    print(json.dumps({"benchmark": "quality", "tables": rows, "geometric_mean_ratio": mean, "met": met}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
