@@ -72,6 +72,13 @@ def rows_digest(serialized: list[bytes]) -> str:
     return digest.hexdigest()
 
 
+def as_text(values: np.ndarray) -> np.ndarray:
+    """Text cells as str: the gate's raw inputs hold bytes (as TensorFlow parses them), tests hold str."""
+    return np.array(
+        [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values], dtype=object
+    )
+
+
 class FeatureTable:
     """The raw inputs as one float matrix for the trees: text columns as ordinal codes learned on the
     training rows (the most frequent MAX_CATEGORIES kept; others, unseen and missing as NaN)."""
@@ -82,7 +89,8 @@ class FeatureTable:
         for name in self.names:
             values = train_inputs[name][:, 0]
             if values.dtype == object:
-                present = values[values != ""].astype(str)
+                text = as_text(values)
+                present = text[text != ""].astype(str)
                 kept, counts = np.unique(present, return_counts=True)
                 order = np.argsort(-counts, kind="stable")[:MAX_CATEGORIES]
                 self.codes[name] = {kept[i]: code for code, i in enumerate(order)}
@@ -97,7 +105,7 @@ class FeatureTable:
             values = inputs[name][:, 0]
             if name in self.codes:
                 codes = self.codes[name]
-                columns.append(np.array([codes.get(str(v), np.nan) for v in values], dtype=np.float64))
+                columns.append(np.array([codes.get(v, np.nan) for v in as_text(values)], dtype=np.float64))
             elif values.dtype == np.int32:
                 columns.append(np.where(values == MISSING_SECONDS, np.nan, values).astype(np.float64))
             else:

@@ -45,8 +45,8 @@ def test_text_categories_are_coded_from_the_training_rows_and_unseen_or_missing_
     }
     table = FeatureTable(train)
     assert table.names == ["company", "fare", "start"] and table.categorical == [True, False, False]
-    test = {
-        "company": np.array([["Blue"], ["Blueprint Cabs"], [""]], dtype=object),
+    test = {  # as the gate reads them: text as bytes
+        "company": np.array([[b"Blue"], [b"Blueprint Cabs"], [b""]], dtype=object),
         "fare": np.array([[2.0], [np.nan], [5.0]], dtype=np.float32),
         "start": np.array([[MISSING_SECONDS], [1_400_000_000], [7]], dtype=np.int32),
     }
