@@ -89,14 +89,14 @@ def compare(
         prediction_arrays(spec, predictions),
         prediction_arrays(spec, dumb),
     )
-    interval = metrics.paired_improvement_interval(name, task, higher, y, model, baseline)
+    model_metric, dumb_metric, interval = metrics.paired_comparison(name, task, higher, y, model, baseline)
     margin = spec.evaluation.baseline_margin
     return BaselineComparison(
         metric=name,
         description=description,
-        model_metric=metrics.metric_value(name, task, y, model),
-        dumb_metric=metrics.metric_value(name, task, y, baseline),
-        improvement_interval=(float(interval[0]), float(interval[1])),
+        model_metric=model_metric,
+        dumb_metric=dumb_metric,
+        improvement_interval=interval,
         margin=margin,
         statistical_power=bool(interval[0] > margin),
         test_rows=len(y),

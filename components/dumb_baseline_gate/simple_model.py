@@ -159,13 +159,13 @@ def compare_with_trees(
     name, task, higher = spec.metric.name, spec.task.value, spec.metric.higher_is_better
     y = task_arrays(spec, test_labels)
     network, simple = prediction_arrays(spec, model_predictions), prediction_arrays(spec, trees)
-    interval = metrics.paired_improvement_interval(name, task, higher, y, network, simple)
+    model_metric, simple_metric, interval = metrics.paired_comparison(name, task, higher, y, network, simple)
     return SimpleModelComparison(
         metric=name,
         description=DESCRIPTION,
-        model_metric=metrics.metric_value(name, task, y, network),
-        simple_metric=metrics.metric_value(name, task, y, simple),
-        improvement_interval=(float(interval[0]), float(interval[1])),
+        model_metric=model_metric,
+        simple_metric=simple_metric,
+        improvement_interval=interval,
         train_rows=len(train_labels),
         test_rows=len(test_labels),
         test_rows_sha256=rows_digest(test_serialized),

@@ -239,6 +239,25 @@ def paired_improvement_interval(
     return _percentiles(values, level)
 
 
+def paired_comparison(
+    name: str,
+    task: str,
+    higher_is_better: bool,
+    labels: np.ndarray,
+    model_predictions: np.ndarray,
+    baseline_predictions: np.ndarray,
+) -> tuple[float, float, tuple[float, float]]:
+    """(the model's metric, the baseline's, the 95% interval of the model's lead) on the same rows."""
+    interval = paired_improvement_interval(
+        name, task, higher_is_better, labels, model_predictions, baseline_predictions
+    )
+    return (
+        metric_value(name, task, labels, model_predictions),
+        metric_value(name, task, labels, baseline_predictions),
+        (float(interval[0]), float(interval[1])),
+    )
+
+
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
