@@ -1,6 +1,6 @@
 """Model quality: the default five-line spec against gradient-boosted trees on the same test rows.
 
-    python -m bench.quality [--home build/bench/quality] [--tables breast_cancer wine ...]
+    python -m bench.quality [--home build/bench/quality] [--tables breast_cancer wine ...] [--search random]
 
 For each real table that ships offline (scikit-learn's breast cancer, wine and diabetes with their class
 names, iris species as a string-labelled table, the Chicago taxi trips), a spec of five lines (name, data,
@@ -97,10 +97,12 @@ def ratio(power: dict, higher_is_better: bool) -> float:
     return network / trees if higher_is_better else trees / network
 
 
-def run_table(name: str, raw: dict, home: Path) -> dict:
+def run_table(name: str, raw: dict, home: Path, search: str | None = None) -> dict:
     from pipelines.ops.cli import run_training
 
     raw = {"name": name.replace("_", "-"), **raw, "deployment": {"tflite": [], "tfjs": []}}
+    if search is not None:  # the default budget, another search (to compare searches on one budget)
+        raw["tuning"] = {"search": search}
     spec_path = home / name / "spec.yaml"
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(yaml.safe_dump(raw))
@@ -120,6 +122,7 @@ def run_table(name: str, raw: dict, home: Path) -> dict:
         "ratio": ratio(power, spec.metric.higher_is_better),
         "test_rows": simple["test_rows"],
         "seconds": round(seconds, 1),
+        "search": spec.tuning.search if spec.tuning else "off",
     }
 
 
@@ -129,13 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--home", default=str(REPO_ROOT / "build" / "bench" / "quality"))
     parser.add_argument("--tables", nargs="*", help="a subset of the tables (default: all)")
+    parser.add_argument(
+        "--search", choices=["bayesian", "random"], help="tuning.search (default: the spec's)"
+    )
     args = parser.parse_args(argv)
     home = Path(args.home).resolve()
     shutil.rmtree(home, ignore_errors=True)
     specs = five_line_specs(home / "data")
     chosen = args.tables or list(specs)
     resolve(TAXI_DATA, REPO_ROOT)  # fails early, with its message, when the taxi data is not installed
-    rows = [run_table(name, specs[name], home) for name in chosen]
+    rows = [run_table(name, specs[name], home, args.search) for name in chosen]
     print("Quality of the default five-line spec against gradient-boosted trees (same test rows)")
     print()
     print(
