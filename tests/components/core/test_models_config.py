@@ -99,3 +99,12 @@ def test_rollback_command(tmp_path):
     assert again.returncode != 0 and "nothing to roll back to" in again.stderr
     back = subprocess.run([*command, "--to", str(second)], cwd=REPO_ROOT, capture_output=True, text=True)
     assert back.returncode == 0 and f"now serves version {second} (was {first})" in back.stdout
+
+
+def test_the_files_other_services_read_are_readable_by_all(tmp_path):
+    """The nginx page container and TF Serving run as other users: `current.json` and `models.config`
+    are 0644 (a temporary file from mkstemp alone would leave them 0600, and the page would get 403)."""
+    root = tmp_path / "serving"
+    push(root, "taxi", fake_saved_model(tmp_path / "model"))
+    for path in (root / models_config.MODELS_CONFIG, root / "taxi" / models_config.CURRENT):
+        assert path.stat().st_mode & 0o777 == 0o644, path
