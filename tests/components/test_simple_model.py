@@ -37,6 +37,15 @@ def as_inputs(matrix: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     return {name: matrix[:, [i]].astype(np.float32) for i, name in enumerate(names)}
 
 
+def split_table(loader: str):
+    """(train inputs, train labels, test inputs, test labels) of a scikit-learn table, 70/30."""
+    data = getattr(datasets, f"load_{loader}")()
+    x_train, x_test, y_train, y_test = train_test_split(data.data, data.target, test_size=0.3, random_state=0)
+    names = [f"f{i}" for i in range(x_train.shape[1])]
+    column = lambda y: y.reshape(-1, 1).astype(np.float32)  # noqa: E731
+    return as_inputs(x_train, names), column(y_train), as_inputs(x_test, names), column(y_test)
+
+
 def test_text_categories_are_coded_from_the_training_rows_and_unseen_or_missing_are_nan():
     train = {
         "company": np.array([["Flash"], ["Flash"], ["Blue"], [""]], dtype=object),
@@ -56,20 +65,10 @@ def test_text_categories_are_coded_from_the_training_rows_and_unseen_or_missing_
 
 
 def test_the_trees_on_breast_cancer_beat_the_dumb_baseline_and_flag_a_network_that_guesses():
-    data = datasets.load_breast_cancer()
-    x_train, x_test, y_train, y_test = train_test_split(data.data, data.target, test_size=0.3, random_state=0)
-    names = [f"f{i}" for i in range(x_train.shape[1])]
-    spec = spec_for("binary", "auc")
+    train, y_train, test, y_test = split_table("breast_cancer")
     guesses = np.random.default_rng(0).uniform(size=(len(y_test), 1))
-    comparison = compare_with_trees(
-        spec,
-        as_inputs(x_train, names),
-        y_train.reshape(-1, 1).astype(np.float32),
-        as_inputs(x_test, names),
-        y_test.reshape(-1, 1).astype(np.float32),
-        guesses,
-        [b"row-%d" % i for i in range(len(y_test))],
-    )
+    rows = [b"row-%d" % i for i in range(len(y_test))]
+    comparison = compare_with_trees(spec_for("binary", "auc"), train, y_train, test, y_test, guesses, rows)
     assert comparison.simple_metric > 0.97 and comparison.test_rows == len(y_test)
     assert comparison.network_worse and comparison.message.startswith("WORSE THAN A SIMPLE MODEL")
     record = comparison.to_json()
@@ -77,28 +76,13 @@ def test_the_trees_on_breast_cancer_beat_the_dumb_baseline_and_flag_a_network_th
 
 
 def test_a_network_as_good_as_the_trees_is_not_flagged():
-    data = datasets.load_diabetes()
-    x_train, x_test, y_train, y_test = train_test_split(data.data, data.target, test_size=0.3, random_state=0)
-    names = [f"f{i}" for i in range(x_train.shape[1])]
+    train, y_train, test, y_test = split_table("diabetes")
     spec = spec_for("regression", "mae")
-    table = FeatureTable(as_inputs(x_train, names))
-    trees = fit_and_predict(
-        spec,
-        table,
-        table.matrix(as_inputs(x_train, names)),
-        y_train.reshape(-1, 1),
-        table.matrix(as_inputs(x_test, names)),
-    )
+    table = FeatureTable(train)
+    trees = fit_and_predict(spec, table, table.matrix(train), y_train, table.matrix(test))
     assert trees.shape == (len(y_test), 1)
-    comparison = compare_with_trees(
-        spec,
-        as_inputs(x_train, names),
-        y_train.reshape(-1, 1).astype(np.float32),
-        as_inputs(x_test, names),
-        y_test.reshape(-1, 1).astype(np.float32),
-        trees,  # the network predicts what the trees predict
-        [b"r"] * len(y_test),
-    )
+    # The network predicts what the trees predict.
+    comparison = compare_with_trees(spec, train, y_train, test, y_test, trees, [b"r"] * len(y_test))
     assert comparison.model_metric == pytest.approx(comparison.simple_metric)
     assert not comparison.network_worse and "gradient-boosted trees:" in comparison.message
 
