@@ -226,6 +226,16 @@ class TrainingSpec(_Strict):
     l2: Annotated[float, Field(ge=0)] = 0.0
     early_stopping_patience: PositiveInt = 3
     seed: int = 0  # weights, dropout and the order of training rows: the same data gives the same model
+    numeric_encoding: Literal["zscore", "buckets"] = Field(
+        "zscore",
+        description="how the network sees a numeric feature: its clipped z-score, or beside it an embedding "
+        "of its training-quantile bucket (the tuner tries both)",
+    )
+    label_scale: Literal["linear", "log"] = Field(
+        "linear",
+        description="regression only: 'log' trains on log(1 + label) and predicts back in the label's units "
+        "(the tuner tries it for a skewed label of values 0 or more)",
+    )
 
     @property
     def total_steps(self) -> int | None:
@@ -463,6 +473,10 @@ class ProblemSpec(_Strict):
             raise ValueError(f"field 'label': a {self.task.value} task has one label column, not a list")
         if self.positive_class is not None and self.task != TaskType.BINARY:
             raise ValueError(f"field 'positive_class': applies to binary tasks, not {self.task.value}")
+        if self.training.label_scale == "log" and self.task != TaskType.REGRESSION:
+            raise ValueError(
+                f"field 'training.label_scale': 'log' applies to regression, not {self.task.value}; remove it"
+            )
         tasks, _ = METRICS[self.metric.name]
         if self.task not in tasks:
             raise ValueError(

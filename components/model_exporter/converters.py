@@ -16,8 +16,20 @@ from components.core.artifacts import RAW_SIGNATURE
 from components.modules.signatures import model_variables
 
 RepresentativeRows = Callable[[], Iterator[dict[str, np.ndarray]]]
-# The raw-feature preprocessing of `serving_raw` (components/export.RawTransform) and the model's clip.
-FLOAT_PREPROCESSING_OPS = ["SUB", "MUL", "ADD", "SELECT_V2", "FILL", "MINIMUM", "MAXIMUM"]
+# The raw-feature preprocessing of `serving_raw` (components/modules/signatures.RawTransform), the model's
+# clip and quantile buckets (a shifted comparison would move a bucket edge), and a log-scale label's
+# way back to its units (256 levels over a label's whole range are too coarse).
+FLOAT_PREPROCESSING_OPS = [
+    "SUB",
+    "MUL",
+    "ADD",
+    "SELECT_V2",
+    "FILL",
+    "MINIMUM",
+    "MAXIMUM",
+    "GREATER_EQUAL",
+    "EXP",
+]
 
 
 def write_raw_only_saved_model(saved_model_dir: str, destination: str) -> None:

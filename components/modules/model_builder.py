@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
@@ -34,16 +34,68 @@ class ClipValues(keras.layers.Layer):
         return {**super().get_config(), "limit": self.limit}
 
 
+@keras.utils.register_keras_serializable(package="blueprint")
+class QuantileBucket(keras.layers.Layer):
+    """The bucket a z-score falls in: how many of the training quantiles `edges` it reaches (0..len(edges)).
+
+    Comparisons and a sum rather than Keras' Discretization: TF.js has no `Bucketize` kernel, and these
+    run as TFLite builtins and in TF.js alike.
+    """
+
+    def __init__(self, edges: list[float], **kwargs):
+        super().__init__(**kwargs)
+        self.edges = [float(edge) for edge in edges]
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        reached = tf.greater_equal(inputs, tf.constant([self.edges], tf.float32))
+        return tf.reduce_sum(tf.cast(reached, tf.int32), axis=1, keepdims=True)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "edges": self.edges}
+
+
+@keras.utils.register_keras_serializable(package="blueprint")
+class LogToLabelUnits(keras.layers.Layer):
+    """exp(x) - 1: a prediction of log(1 + label) back in the label's units (EXP and SUB run everywhere)."""
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return tf.exp(inputs) - 1.0
+
+
+QUANTILE_BUCKETS = 16
+
+
+def quantile_edges(values: np.ndarray, buckets: int = QUANTILE_BUCKETS) -> tuple[float, ...]:
+    """The inner boundaries of `buckets` equal-count buckets of a feature's training values: values the
+    feature takes (float32), each once, above its minimum, so no bucket is empty (a 0/1 flag gets one)."""
+    values = np.asarray(values, np.float64).ravel()
+    inner = np.quantile(values, np.linspace(0, 1, buckets + 1)[1:-1], method="inverted_cdf")
+    edges = np.unique(inner.astype(np.float32))
+    return tuple(float(edge) for edge in edges[edges > np.float32(values.min())])
+
+
 @dataclass(frozen=True)
 class FeatureInput:
-    """One transformed feature: numeric (a z-score) or categorical (an index below `buckets`)."""
+    """One transformed feature: numeric (a z-score) or categorical (an index below `buckets`).
+
+    A numeric feature's `edges` (its training quantiles, as z-scores) let the network also embed its
+    quantile bucket when the training spec's `numeric_encoding` is `buckets`."""
 
     name: str
     buckets: int = 0  # 0 for a numeric feature
+    edges: tuple[float, ...] = ()
 
     @property
     def is_categorical(self) -> bool:
         return self.buckets > 0
+
+
+def with_quantile_edges(features: list[FeatureInput], sample: dict[str, np.ndarray]) -> list[FeatureInput]:
+    """The features, each numeric one with the quantile edges of its values in `sample` (training rows)."""
+    return [
+        feature if feature.is_categorical else replace(feature, edges=quantile_edges(sample[feature.name]))
+        for feature in features
+    ]
 
 
 @dataclass(frozen=True)
@@ -122,6 +174,8 @@ def build_model(
         else:
             layer_input = keras.Input(shape=(1,), name=layer, dtype=tf.float32)
             encoded.append(ClipValues(Z_CLIP, name=f"{layer}_clip")(layer_input))
+            if training.numeric_encoding == "buckets":
+                encoded.append(bucket_embedding(feature, layer, layer_input))
         inputs[feature.name] = layer_input
     hidden = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
     regularizer = (
@@ -135,16 +189,46 @@ def build_model(
             hidden = keras.layers.Dropout(training.dropout, name=f"dropout_{depth}")(hidden)
     head = head_for(spec.task, outputs)
     if spec.task == TaskType.REGRESSION and target_scale is not None:
-        # The network predicts a standardized target; the last layer puts it back in the label's units,
-        # so a target in the hundreds does not take thousands of steps just to reach its scale.
+        # The network predicts a standardized target; the last layer puts it back in the label's units
+        # (on a log scale, in log(1 + label): see `in_label_units`), so a target in the hundreds does not
+        # take thousands of steps just to reach its scale.
         mean, std = target_scale
         standardized = keras.layers.Dense(1, name=f"{PREDICTIONS_KEY}_standardized")(hidden)
-        prediction = keras.layers.Rescaling(scale=std, offset=mean, name=PREDICTIONS_KEY)(standardized)
+        name = PREDICTIONS_KEY if training.label_scale == "linear" else LOG_PREDICTIONS
+        prediction = keras.layers.Rescaling(scale=std, offset=mean, name=name)(standardized)
     else:
         prediction = keras.layers.Dense(head.units, activation=head.activation, name=PREDICTIONS_KEY)(hidden)
     model = keras.Model(inputs=inputs, outputs=prediction)
     compile_model(model, spec, training)
     return model
+
+
+def bucket_embedding(feature: FeatureInput, layer: str, z_score: keras.Input) -> tf.Tensor:
+    """An embedding of the quantile bucket of a numeric feature's z-score (beside the z-score itself)."""
+    if not feature.edges:
+        raise ValueError(f"feature '{feature.name}': the bucket encoding needs its training quantiles")
+    count = len(feature.edges) + 1
+    size = embedding_size(count)
+    bucket = QuantileBucket(list(feature.edges), name=f"{layer}_bucket")(z_score)
+    embedded = keras.layers.Embedding(count, size, name=f"{layer}_bucket_embedding")(bucket)
+    return keras.layers.Reshape((size,), name=f"{layer}_bucket_flat")(embedded)
+
+
+LOG_PREDICTIONS = f"{PREDICTIONS_KEY}_log"
+
+
+def in_label_units(model: keras.Model, training: TrainingSpec) -> keras.Model:
+    """What is exported: a model trained on log(1 + label) gets a last layer back to the label's units
+    (sharing its weights), so TF Serving, TFLite, TF.js and every gate see predictions in those units."""
+    if training.label_scale == "linear":
+        return model
+    prediction = LogToLabelUnits(name=PREDICTIONS_KEY)(model.output)
+    return keras.Model(inputs=model.input, outputs=prediction)
+
+
+def training_labels(labels: np.ndarray, training: TrainingSpec) -> np.ndarray:
+    """What a regression network is fitted to: the labels, or log(1 + label) on the log scale."""
+    return np.log1p(labels) if training.label_scale == "log" else labels
 
 
 def target_scale(labels: np.ndarray) -> tuple[float, float]:

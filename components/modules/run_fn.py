@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -16,7 +17,14 @@ from tfx_bsl.public import tfxio
 from components.core.artifacts import HISTORY_FILE, PROBLEM_SPEC_KEY, RUN_PARAMETERS_KEY
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
 from components.modules.datetimes import PARTS, elapsed_name, part_buckets, part_name
-from components.modules.model_builder import FeatureInput, build_model, target_scale
+from components.modules.model_builder import (
+    FeatureInput,
+    build_model,
+    in_label_units,
+    target_scale,
+    training_labels,
+    with_quantile_edges,
+)
 from components.modules.preprocessing_fn import (
     LABEL_CLASSES_VOCABULARY,
     categorical_bucket_count,
@@ -108,15 +116,43 @@ def training_spec(custom_config: dict) -> ProblemSpec:
     return spec.model_copy(update={"training": training})
 
 
-TARGET_SCALE_BATCHES = 50
+SAMPLE_BATCHES = 50
 
 
-def sampled_target_scale(spec: ProblemSpec, train: tf.data.Dataset) -> tuple[float, float] | None:
-    """A regression label's mean and standard deviation, from the first training batches."""
+@dataclass(frozen=True)
+class TrainingSample:
+    """The first training batches: numeric features' values and the labels, for what the network is
+    built around (quantile edges, the regression target's scale)."""
+
+    numeric: dict[str, np.ndarray]
+    labels: np.ndarray
+
+    @classmethod
+    def take(cls, train: tf.data.Dataset, features: list[FeatureInput]) -> TrainingSample:
+        numeric = {feature.name: [] for feature in features if not feature.is_categorical}
+        labels = []
+        for batch, batch_labels in train.take(SAMPLE_BATCHES):
+            for name, values in numeric.items():
+                values.append(batch[name].numpy())
+            labels.append(batch_labels.numpy())
+        return cls({name: np.concatenate(v) for name, v in numeric.items()}, np.concatenate(labels))
+
+
+def model_target_scale(spec: ProblemSpec, labels: np.ndarray) -> tuple[float, float] | None:
+    """A regression label's mean and standard deviation (of log(1 + label) on the log scale)."""
     if spec.task != TaskType.REGRESSION:
         return None
-    labels = [batch_labels.numpy() for _, batch_labels in train.take(TARGET_SCALE_BATCHES)]
-    return target_scale(np.concatenate(labels))
+    if spec.training.label_scale == "log" and labels.min() < 0:
+        raise ValueError(
+            f"label column '{spec.label_columns[0]}' holds negative values (as low as {labels.min():g}): "
+            "'training.label_scale: log' needs labels of 0 or more; set it to linear"
+        )
+    return target_scale(training_labels(labels, spec.training))
+
+
+def on_log_scale(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """(features, log(1 + label)) batches: what a network on the log scale is fitted to."""
+    return dataset.map(lambda features, label: (features, tf.math.log1p(label)))
 
 
 TUNED_FIELDS = (
@@ -128,6 +164,8 @@ TUNED_FIELDS = (
     "batch_size",
     "epochs",
     "steps_per_epoch",
+    "numeric_encoding",
+    "label_scale",
 )
 
 
@@ -172,12 +210,16 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.train_files, fn_args.data_accessor, tft_output, spec, repeat=fixed_steps, shuffle=True
     )
     validation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, spec, repeat=False)
-    model = build_model(
-        feature_inputs(spec, tft_output),
-        spec,
-        outputs=output_count(spec, tft_output),
-        target_scale=sampled_target_scale(spec, train),
-    )
+    features = feature_inputs(spec, tft_output)
+    scale = None
+    if spec.task == TaskType.REGRESSION or spec.training.numeric_encoding == "buckets":
+        sample = TrainingSample.take(train, features)
+        scale = model_target_scale(spec, sample.labels)
+        if spec.training.numeric_encoding == "buckets":
+            features = with_quantile_edges(features, sample.numeric)
+    model = build_model(features, spec, outputs=output_count(spec, tft_output), target_scale=scale)
+    if spec.training.label_scale == "log":
+        train, validation = on_log_scale(train), on_log_scale(validation)
     history = fit(model, spec, train, None if fn_args.hyperparameters else validation)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     if spec.deployment.pruning is not None:
@@ -186,7 +228,7 @@ def run_fn(fn_args: FnArgs) -> None:
         model, pruning_record = prune(model, train, validation, spec)
         with open(os.path.join(fn_args.model_run_dir, PRUNING_FILE), "w") as handle:
             json.dump(pruning_record, handle, indent=1)
-    save_with_signatures(model, spec, tft_output, fn_args.serving_model_dir)
+    save_with_signatures(in_label_units(model, spec.training), spec, tft_output, fn_args.serving_model_dir)
     with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as handle:
         json.dump({k: [float(x) for x in v] for k, v in history.history.items()}, handle, indent=1)
     logging.info("Model saved to %s after %d epochs", fn_args.serving_model_dir, len(history.epoch))

@@ -4,9 +4,11 @@
    split for up to `tuning.max_epochs`, validated on the eval split; the sweep stops at the first network
    that overfits (validation loss turned up while training loss kept falling) and keeps every curve.
 2. KerasTuner (Bayesian optimization by default, or random search) over units, depth, dropout, L1/L2,
-   learning rate and batch size around that network; each trial is scored by the spec's evaluation
-   protocol (hold-out, K-fold or iterated K-fold), the mean of the spec's metric over the validation folds.
-   The test split is never read here.
+   learning rate and batch size around that network, the numeric encoding (z-score, or beside it an
+   embedding of the training-quantile bucket) and, for a skewed regression label of values 0 or more,
+   the label's scale (linear, or log(1 + label) with predictions back in the label's units); each
+   trial is scored by the spec's evaluation protocol (hold-out, K-fold or iterated K-fold), the mean of
+   the spec's metric over the validation folds, in the label's units. The test split is never read here.
 Both share `tuning.budget_minutes` of wall time: the sweep stops after the network under way once it is
 spent, and the oracle starts no new trial (beyond the first) after it.
 """
@@ -24,13 +26,21 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
 from keras_tuner.engine import trial as trial_module
+from scipy import stats
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
 from components.core import evaluation
 from components.core.spec import ProblemSpec, TaskType, TrainingSpec
 from components.modules.folds import Arrays, Fold, arrays_from_dataset, fold_plan
-from components.modules.model_builder import FeatureInput, build_model, target_scale
+from components.modules.model_builder import (
+    FeatureInput,
+    build_model,
+    in_label_units,
+    target_scale,
+    training_labels,
+    with_quantile_edges,
+)
 from components.modules.run_fn import feature_inputs, make_dataset, output_count, training_spec
 
 DROPOUT_RANGE = (0.0, 0.5, 0.1)
@@ -124,12 +134,21 @@ def layer_widths(base_units: list[int], units: int, depth: int) -> list[int]:
     return widths
 
 
-def search_space(hp: kt.HyperParameters, base_units: list[int]) -> dict:
+@dataclass(frozen=True)
+class SearchChoices:
+    """Which data-dependent choices the search makes beside the network's: the numeric encoding (when
+    there are numeric features) and the label's scale (when a regression label is skewed)."""
+
+    numeric_encoding: bool
+    log_label: bool
+
+
+def search_space(hp: kt.HyperParameters, base_units: list[int], choices: SearchChoices) -> dict:
     """Registers the search space and returns the trial's TrainingSpec fields."""
     widest = base_units[0]
     units = hp.Choice("units", sorted({max(2, widest // 2), widest, widest * 2}))
     depth = hp.Int("depth", max(1, len(base_units) - 1), len(base_units) + 1)
-    return {
+    fields = {
         "hidden_units": layer_widths(base_units, units, depth),
         "dropout": hp.Float("dropout", *DROPOUT_RANGE[:2], step=DROPOUT_RANGE[2]),
         "l1": hp.Choice("l1", L1_CHOICES),
@@ -137,10 +156,27 @@ def search_space(hp: kt.HyperParameters, base_units: list[int]) -> dict:
         "learning_rate": hp.Choice("learning_rate", LEARNING_RATES),
         "batch_size": hp.Choice("batch_size", BATCH_SIZES),
     }
+    if choices.numeric_encoding:
+        fields["numeric_encoding"] = hp.Choice("numeric_encoding", ["zscore", "buckets"])
+    if choices.log_label:
+        fields["label_scale"] = hp.Choice("label_scale", ["linear", "log"])
+    return fields
+
+
+# A label's skewness (Fisher-Pearson) from which a log scale is worth a try: prices, counts, durations.
+SKEWED_LABEL = 1.0
+
+
+def skewed_label(spec: ProblemSpec, labels: np.ndarray) -> bool:
+    """A regression label of values 0 or more whose distribution has a long right tail."""
+    if spec.task != TaskType.REGRESSION or len(labels) < 3 or labels.min() < 0:
+        return False
+    return float(stats.skew(labels.ravel())) >= SKEWED_LABEL
 
 
 class SpecHyperModel(kt.HyperModel):
-    """The spec's network around the swept capacity, with the trial's regularization and learning rate."""
+    """The spec's network around the swept capacity, with the trial's regularization, learning rate,
+    numeric encoding and label scale."""
 
     def __init__(
         self,
@@ -148,17 +184,24 @@ class SpecHyperModel(kt.HyperModel):
         features: list[FeatureInput],
         outputs: int,
         base_units: list[int],
-        scale: tuple[float, float] | None,
+        labels: np.ndarray,
+        choices: SearchChoices,
     ):
         super().__init__(name=f"{spec.name}_network")
         self.spec, self.features, self.outputs, self.base_units = spec, features, outputs, base_units
-        self.scale = scale
+        self.labels, self.choices = labels, choices
 
     def training(self, hp: kt.HyperParameters) -> TrainingSpec:
-        return self.spec.training.model_copy(update=search_space(hp, self.base_units))
+        return self.spec.training.model_copy(update=search_space(hp, self.base_units, self.choices))
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
-        return build_model(self.features, self.spec, self.outputs, self.training(hp), self.scale)
+        training = self.training(hp)
+        return build_model(self.features, self.spec, self.outputs, training, self.scale(training))
+
+    def scale(self, training: TrainingSpec) -> tuple[float, float] | None:
+        if self.spec.task != TaskType.REGRESSION:
+            return None
+        return target_scale(training_labels(self.labels, training))
 
 
 @dataclass
@@ -213,15 +256,25 @@ class ProtocolTuner(kt.Tuner):
         return {self.objective_name: mean}
 
     def _fit_fold(self, hp: kt.HyperParameters, fold: Fold) -> tuple[float, dict]:
+        """Fits on the fold's training rows (labels on the trial's scale) and scores the spec's metric
+        on its validation rows in the label's units."""
+        training = self.hypermodel.training(hp)
         model = self.hypermodel.build(hp)
         train, validation = self.data.take(fold.train), self.data.take(fold.validation)
         stop = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=self.spec.training.early_stopping_patience, restore_best_weights=True
         )
-        batch_size = self.hypermodel.training(hp).batch_size
-        history = fit_quietly(model, train, validation, self.spec.tuning.max_epochs, batch_size, [stop])
+        history = fit_quietly(
+            model,
+            Arrays(train.features, training_labels(train.labels, training)),
+            Arrays(validation.features, training_labels(validation.labels, training)),
+            self.spec.tuning.max_epochs,
+            training.batch_size,
+            [stop],
+        )
         metric = evaluation.keras_metric(self.spec)
-        metric.update_state(validation.labels, model.predict(validation.features, verbose=0))
+        predictions = in_label_units(model, training).predict(validation.features, verbose=0)
+        metric.update_state(validation.labels, predictions)
         return float(metric.result().numpy()), history.history
 
     def best_record(self) -> TrialRecord:
@@ -329,10 +382,28 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     )
 
     scale = target_scale(train.labels) if spec.task == TaskType.REGRESSION else None
+    features = with_quantile_edges(features, train.features)
+    pool = Arrays.concat(train, held_out)
+    choices = SearchChoices(
+        numeric_encoding=any(not feature.is_categorical for feature in features),
+        log_label=skewed_label(spec, pool.labels),
+    )
+    logging.info(
+        "Search space: numeric encoding %s, label scale %s",
+        "z-score or quantile buckets" if choices.numeric_encoding else "none (no numeric feature)",
+        "linear or log (skewed label)" if choices.log_label else "linear",
+    )
 
     def plain_network(hidden_units: list[int]) -> keras.Model:
         plain = spec.training.model_copy(
-            update={"hidden_units": hidden_units, "dropout": 0.0, "l1": 0.0, "l2": 0.0}
+            update={
+                "hidden_units": hidden_units,
+                "dropout": 0.0,
+                "l1": 0.0,
+                "l2": 0.0,
+                "numeric_encoding": "zscore",
+                "label_scale": "linear",
+            }
         )
         return build_model(features, spec, outputs, plain, scale)
 
@@ -355,11 +426,11 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     chosen = next((step for step in sweep if step.overfit), sweep[-1])
     tuner = ProtocolTuner(
         spec=spec,
-        data=Arrays.concat(train, held_out),
+        data=pool,
         folds=fold_plan(len(train), len(held_out), spec.evaluation),
         sweep=sweep,
         started=started,
-        hypermodel=SpecHyperModel(spec, features, outputs, chosen.hidden_units, scale),
+        hypermodel=SpecHyperModel(spec, features, outputs, chosen.hidden_units, pool.labels, choices),
         oracle=make_oracle(spec, deadline),
         directory=fn_args.working_dir,
         project_name=f"{spec.name}_tuning",

@@ -362,3 +362,17 @@ def test_an_epoch_is_one_pass_over_the_training_rows_unless_the_spec_fixes_its_s
     assert spec.training.epochs == 100 and spec.training.early_stopping_patience == 3
     fixed = load_spec(write_spec(tmp_path, {"training": {"epochs": 5, "steps_per_epoch": 20}}))
     assert fixed.training.total_steps == 100
+
+
+def test_a_log_label_scale_is_for_regression_only(tmp_path):
+    message = error_for(write_spec(tmp_path, {"training": {"label_scale": "log"}}))  # the taxi spec: binary
+    assert "training.label_scale" in message and "regression" in message
+    regression = {"task": "regression", "label": "fare", "metric": {"name": "mae", "threshold": 5.0}}
+    features = {name: kind for name, kind in VALID["features"].items() if name != "fare"}
+    spec = load_spec(
+        write_spec(tmp_path, {**regression, "features": features, "training": {"label_scale": "log"}})
+    )
+    assert spec.training.label_scale == "log" and spec.training.numeric_encoding == "zscore"
+    assert "training.numeric_encoding" in error_for(
+        write_spec(tmp_path, {"training": {"numeric_encoding": "x"}})
+    )
