@@ -119,11 +119,21 @@ def head_for(task: TaskType, outputs: int) -> Head:
     return Head(1, None, "mse")
 
 
-def training_metrics(task: TaskType) -> list[keras.metrics.Metric]:
+class LogScaleMeanAbsoluteError(keras.metrics.MeanAbsoluteError):
+    """The mean absolute error in the label's units of a network fitted to log(1 + label): the learning
+    curves and the validation metric the report shows stay in the label's units."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(tf.math.expm1(y_true), tf.math.expm1(y_pred), sample_weight)
+
+
+def training_metrics(task: TaskType, label_scale: str = "linear") -> list[keras.metrics.Metric]:
     if task in (TaskType.BINARY, TaskType.MULTILABEL):
         return [keras.metrics.AUC(name="auc", multi_label=task == TaskType.MULTILABEL)]
     if task == TaskType.MULTICLASS:
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if label_scale == "log":
+        return [LogScaleMeanAbsoluteError(name="mae")]
     return [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
@@ -244,5 +254,5 @@ def compile_model(model: keras.Model, spec: ProblemSpec, training: TrainingSpec 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=training.learning_rate),
         loss=head_for(spec.task, model.output_shape[-1]).loss,
-        metrics=training_metrics(spec.task),
+        metrics=training_metrics(spec.task, training.label_scale),
     )
