@@ -72,7 +72,7 @@ $(COMPOSE):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
 
 compose-check: $(COMPOSE)
-	POSTGRES_PASSWORD=check AIRFLOW_SECRET_KEY=check AIRFLOW_ADMIN_PASSWORD=check \
+	POSTGRES_PASSWORD=check AIRFLOW_SECRET_KEY=check AIRFLOW_ADMIN_PASSWORD=check AIRFLOW_FERNET_KEY=check \
 		$(COMPOSE) -f docker/compose.yaml config --quiet && echo "docker/compose.yaml is valid"
 
 demo: install

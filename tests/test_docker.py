@@ -19,7 +19,9 @@ SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret",
     "AIRFLOW_SECRET_KEY": "key",
     "AIRFLOW_ADMIN_PASSWORD": "admin-pw",
+    "AIRFLOW_FERNET_KEY": "fernet-key",
 }
+AIRFLOW_SERVICES = ("airflow-webserver", "airflow-scheduler", "airflow-init")
 
 
 def compose_config(environment: dict[str, str]) -> subprocess.CompletedProcess:
@@ -120,3 +122,39 @@ def test_image_installs_from_the_same_lock():
     assert "npm ci" in dockerfile and "package-lock.json" in dockerfile
     page = (REPO_ROOT / "docker" / "Dockerfile.page").read_text()
     assert "tf.min.js" in page and "docker/page/" in page
+
+
+def test_every_airflow_container_shares_one_fernet_key_and_compose_requires_it(config):
+    """Without one key, each container generates its own (again on every recreate) and the scheduler
+    cannot decrypt the Connections and Variables saved through the webserver."""
+    for name in AIRFLOW_SERVICES:
+        assert config["services"][name]["environment"]["AIRFLOW__CORE__FERNET_KEY"] == "fernet-key", name
+    done = compose_config({k: v for k, v in SECRETS.items() if k != "AIRFLOW_FERNET_KEY"})
+    assert done.returncode != 0 and "AIRFLOW_FERNET_KEY" in done.stderr
+
+
+def test_the_webserver_reads_the_task_logs_the_scheduler_writes(config):
+    """The scheduler does not serve its logs (--skip-serve-logs): the webserver must see the same folder."""
+    log_folder = "/opt/airflow/logs"  # AIRFLOW_HOME/logs in docker/Dockerfile
+    mounts = {}
+    for name in ("airflow-webserver", "airflow-scheduler"):
+        volumes = config["services"][name]["volumes"]
+        mounts[name] = [v for v in volumes if isinstance(v, str) and v.split(":")[1] == log_folder]
+        assert len(mounts[name]) == 1, (name, volumes)
+    assert mounts["airflow-webserver"][0].split(":")[0] == mounts["airflow-scheduler"][0].split(":")[0]
+    assert mounts["airflow-webserver"][0].split(":")[0] in config["volumes"]  # a named volume, not a path
+    dockerfile = (REPO_ROOT / "docker" / "Dockerfile").read_text()
+    assert "AIRFLOW_HOME=/opt/airflow" in dockerfile
+    # A new named volume takes the owner of the image's folder: it must exist there, owned by the user.
+    assert re.search(r"mkdir -p [^\n]*/opt/airflow/logs", dockerfile) and "chown -R blueprint" in dockerfile
+
+
+def test_airflow_init_fails_the_stack_when_the_migration_or_the_admin_fails(config):
+    """No `|| echo` or `|| true`: a failed migration or admin account stops the webserver and the scheduler
+    from starting (they wait for airflow-init to complete successfully)."""
+    command = " ".join(config["services"]["airflow-init"]["command"])
+    assert "airflow db migrate &&" in command
+    assert "||" not in command and "; " not in command
+    for name in ("airflow-webserver", "airflow-scheduler"):
+        depends = config["services"][name]["depends_on"]["airflow-init"]
+        assert depends["condition"] == "service_completed_successfully", name
