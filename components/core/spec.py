@@ -409,6 +409,63 @@ class DeploymentSpec(_Strict):
         return variants
 
 
+BEAM_RUNNERS = {
+    "direct": "DirectRunner",
+    "portable": "PortableRunner",
+    "flink": "FlinkRunner",
+    "spark": "SparkRunner",
+    "dataflow": "DataflowRunner",
+}
+
+
+class BeamSpec(_Strict):
+    """Where the Beam components run: ExampleGen, StatisticsGen, Transform, the Evaluator and the drift check.
+
+    direct: Beam's DirectRunner on this machine (`direct_running_mode`, `direct_num_workers`; 0 workers
+    means one per core). portable: Beam's PortableRunner against a job service at `job_endpoint` (the job
+    API that Flink's and Spark's job servers implement, and Beam's own local one), its SDK workers as
+    `environment_type` says (EXTERNAL: a worker pool at `environment_config`; LOOPBACK: in this process).
+    flink, spark, dataflow: those runners, configured through `args` (config/beam/ has a profile of each).
+    `args`: any further Beam pipeline options, passed as written.
+    """
+
+    runner: Literal["direct", "portable", "flink", "spark", "dataflow"] = "direct"
+    direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "in_memory"
+    direct_num_workers: Annotated[int, Field(ge=0)] = 1
+    job_endpoint: str | None = Field(None, description="portable: host:port of the job service")
+    environment_type: Literal["LOOPBACK", "EXTERNAL", "PROCESS", "DOCKER"] = "LOOPBACK"
+    environment_config: str | None = Field(None, description="EXTERNAL: host:port of the SDK worker pool")
+    args: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _complete(self) -> BeamSpec:
+        if self.runner == "portable" and not self.job_endpoint:
+            raise ValueError(
+                "field 'beam.job_endpoint': the portable runner needs the job service's host:port"
+            )
+        if self.environment_type == "EXTERNAL" and not self.environment_config:
+            raise ValueError(
+                "field 'beam.environment_config': an EXTERNAL environment needs the worker pool's host:port"
+            )
+        if any(arg.startswith("--runner") for arg in self.args):
+            raise ValueError("field 'beam.args': choose the runner with 'beam.runner', not --runner")
+        return self
+
+    def pipeline_args(self) -> list[str]:
+        """The Beam pipeline options every Beam component of a run gets."""
+        args = [f"--runner={BEAM_RUNNERS[self.runner]}"]
+        if self.runner == "direct":
+            args += [
+                f"--direct_running_mode={self.direct_running_mode}",
+                f"--direct_num_workers={self.direct_num_workers}",
+            ]
+        if self.runner == "portable":
+            args += [f"--job_endpoint={self.job_endpoint}", f"--environment_type={self.environment_type}"]
+            if self.environment_config:
+                args.append(f"--environment_config={self.environment_config}")
+        return args + list(self.args)
+
+
 class ProblemSpec(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
     description: str = ""
@@ -440,6 +497,7 @@ class ProblemSpec(_Strict):
     drift: DriftSpec = DriftSpec()
     retrain: RetrainSpec = RetrainSpec()
     deployment: DeploymentSpec = DeploymentSpec()
+    beam: BeamSpec = BeamSpec()
 
     @field_validator("positive_class", mode="before")
     @classmethod
@@ -524,6 +582,7 @@ class ProblemSpec(_Strict):
                 "drift": DriftSpec(),
                 "retrain": RetrainSpec(),
                 "deployment": DeploymentSpec(),
+                "beam": BeamSpec(),
             }
         )
 

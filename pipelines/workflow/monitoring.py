@@ -23,7 +23,7 @@ from components.core.files import replace_file
 from components.core.spec import FeatureKind, ProblemSpec
 from components.core.tables import CsvFormat
 from pipelines.paths import RunPaths
-from pipelines.settings import DEFAULT_BEAM_ARGS
+from pipelines.settings import beam_args
 from pipelines.workflow import landing, results
 
 BAD_DATA = "bad_data"
@@ -186,7 +186,7 @@ def malformed_files(files: list[str], table_format: CsvFormat) -> list[str]:
 
 
 def csv_statistics(
-    files: list[str], table_format: CsvFormat, schema: schema_pb2.Schema
+    files: list[str], table_format: CsvFormat, schema: schema_pb2.Schema, pipeline_args: list[str]
 ) -> statistics_pb2.DatasetFeatureStatisticsList:
     """TFDV statistics of CSV files, read and typed as ExampleGen reads and types them."""
     import tempfile
@@ -200,7 +200,7 @@ def csv_statistics(
     records = tfxio.TFExampleBeamRecord(physical_format="inmem", telemetry_descriptors=["blueprint", "drift"])
     with tempfile.TemporaryDirectory() as folder:
         output = str(Path(folder) / "statistics.pb")
-        with beam.Pipeline(options=PipelineOptions(list(DEFAULT_BEAM_ARGS))) as pipeline:
+        with beam.Pipeline(options=PipelineOptions(pipeline_args)) as pipeline:
             _ = (
                 pipeline
                 | "ReadCsv" >> CsvToExamples(files, table_format)
@@ -213,7 +213,10 @@ def csv_statistics(
 
 
 def reference_statistics(
-    production: results.ProductionModel, schema: schema_pb2.Schema, cache_dir: Path
+    production: results.ProductionModel,
+    schema: schema_pb2.Schema,
+    cache_dir: Path,
+    pipeline_args: list[str],
 ) -> statistics_pb2.DatasetFeatureStatisticsList:
     """Statistics of the production model's training data (train split of its spans), cached per version."""
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -226,7 +229,7 @@ def reference_statistics(
     stats = tfdv.generate_statistics_from_tfrecord(
         data_location=patterns,
         stats_options=tfdv.StatsOptions(schema=schema),
-        pipeline_options=PipelineOptions(list(DEFAULT_BEAM_ARGS)),
+        pipeline_options=PipelineOptions(pipeline_args),
     )
     replace_file(cache, stats.SerializeToString())
     return stats
@@ -274,8 +277,9 @@ def drift_measurements(
     return sorted(found, key=lambda d: d.feature)
 
 
-def check_span(spec: ProblemSpec, paths: RunPaths, span: int) -> DriftReport:
-    """Checks one landed span; writes its report; raises BadSpanError (after writing) on bad data."""
+def check_span(spec: ProblemSpec, paths: RunPaths, span: int, beam_profile: str | None = None) -> DriftReport:
+    """Checks one landed span; writes its report; raises BadSpanError (after writing) on bad data. Its
+    statistics run on Beam where the spec's `beam` section, or `beam_profile`, says."""
     from pipelines.paths import pipeline_name
 
     files = landing.landed_spans(spec).get(span)
@@ -303,7 +307,8 @@ def check_span(spec: ProblemSpec, paths: RunPaths, span: int) -> DriftReport:
         report.decision, report.reason = BAD_DATA, "; ".join(file_problems)
         report.schema_anomalies["(file)"] = report.reason
         return _finish(report, paths)
-    stats = csv_statistics(files, spec.data.csv_format, schema)
+    pipeline_args = beam_args(spec, beam_profile)
+    stats = csv_statistics(files, spec.data.csv_format, schema, pipeline_args)
     report.rows = int(stats.datasets[0].num_examples)
     report.schema_anomalies = schema_problems(tfdv.validate_statistics(stats, _without_comparators(schema)))
     if report.schema_anomalies:
@@ -312,7 +317,7 @@ def check_span(spec: ProblemSpec, paths: RunPaths, span: int) -> DriftReport:
             f"{column}: {problem}" for column, problem in report.schema_anomalies.items()
         )
         return _finish(report, paths)
-    reference = reference_statistics(production, schema, paths.monitoring_dir / "reference")
+    reference = reference_statistics(production, schema, paths.monitoring_dir / "reference", pipeline_args)
     drift = tfdv.validate_statistics(stats, schema, previous_statistics=reference)
     kinds = feature_kinds(schema, spec)
     report.drift = drift_measurements(drift, kinds)

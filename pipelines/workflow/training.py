@@ -42,8 +42,9 @@ from components.resolvers.newest_spans import (
 )
 from components.resolvers.previous_blessed_model import PreviousBlessedModelStrategy
 from components.strict_example_validator import StrictExampleValidator
+from pipelines import settings
 from pipelines.paths import RunPaths, pipeline_name
-from pipelines.settings import COMPONENTS_DIR, DEFAULT_BEAM_ARGS
+from pipelines.settings import COMPONENTS_DIR
 
 PREPROCESSING_FN = "components.modules.preprocessing_fn.preprocessing_fn"
 RUN_FN = "components.modules.run_fn.run_fn"
@@ -273,7 +274,8 @@ def create_pipeline(
     enable_cache: bool = True,
     run: RunParameters = RunParameters(),
 ) -> Pipeline:
-    """The TFX training pipeline for `spec`; MLMD where `paths.metadata_config()` says."""
+    """The TFX training pipeline for `spec`; MLMD where `paths.metadata_config()` says; Beam where
+    `beam_args` say, else where the spec's `beam` section (or $BLUEPRINT_BEAM_PROFILE) says."""
     paths.create()
     return Pipeline(
         pipeline_name=pipeline_name(spec),
@@ -281,5 +283,5 @@ def create_pipeline(
         components=create_components(spec, paths, run),
         enable_cache=enable_cache,
         metadata_connection_config=paths.metadata_config(),
-        beam_pipeline_args=list(beam_args if beam_args is not None else DEFAULT_BEAM_ARGS),
+        beam_pipeline_args=list(beam_args if beam_args is not None else settings.beam_args(spec)),
     )

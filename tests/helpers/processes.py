@@ -44,3 +44,30 @@ class CommandLines:
             for command in self.seen
             if any(secret in str(part) for part in command for secret in secrets)
         ]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (on 127.0.0.1)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 120.0) -> None:
+    """Waits until something accepts connections on 127.0.0.1:`port`; fails if `process` exits first."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"{process.args} exited with {process.returncode} before listening on {port}"
+            )
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"nothing listened on 127.0.0.1:{port} within {seconds:.0f} s")
