@@ -95,7 +95,12 @@ class RunPaths:
 
 def pipeline_name(spec: ProblemSpec) -> str:
     """The TFX pipeline's name in ML Metadata (a light module: the drift check needs it without TFX)."""
-    return f"blueprint-{spec.name}"
+    return pipeline_name_for(spec.name)
+
+
+def pipeline_name_for(model: str) -> str:
+    """`pipeline_name` of the spec named `model` (what `status` knows of a model in a home)."""
+    return f"blueprint-{model}"
 
 
 @dataclass(frozen=True)

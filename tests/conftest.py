@@ -78,3 +78,12 @@ def served_taxi(tmp_path_factory, taxi_rows):
 
     header, rows = taxi_rows
     return serve_taxi(tmp_path_factory.mktemp("served"), header, rows[:SERVED_ROWS])
+
+
+@pytest.fixture(scope="session")
+def every_target_run(tmp_path_factory, taxi_slice):
+    """One run on the taxi slice built for every deployment target, shared by tests/e2e/test_deployment.py
+    and the predict and status tests (all in xdist group "test_deployment", so it runs once)."""
+    from tests.helpers.pipeline_runs import every_target_run
+
+    return every_target_run(tmp_path_factory.mktemp("every-target"), taxi_slice)

@@ -150,7 +150,7 @@ CONTRACT_STRINGS = {
         "device_models",
     ),
     *("test_predictions.npz", "feature_importance.json", "power.json", "targets.json", "history.json"),
-    *("protocol.json", "tuner_results.json", "report.html", "report.json", "serving_raw"),
+    *("protocol.json", "tuner_results.json", "report.html", "report.json", "serving_raw", "page.json"),
 }
 
 

@@ -102,6 +102,9 @@ TEST_PREDICTIONS_FILE = "test_predictions.npz"  # TestPredictions
 IMPORTANCE_FILE = "feature_importance.json"  # TestPredictions
 POWER_FILE = "power.json"  # the gate's ModelBlessing: the comparison with the dumb baseline
 TARGETS_FILE = "targets.json"  # DeviceModels
+# DeviceModels: in each TF.js model's folder, what the TF.js page shows beside it (features, vocabularies,
+# typical values, real test rows, how to word the answer); pushed with the model. Written by ModelExporter.
+PAGE_FILE = "page.json"
 EXPORTED_PROPERTY = "exported"  # DeviceModels' custom property
 HISTORY_FILE = "history.json"  # ModelRun: the final fit's Keras history
 PROTOCOL_FILE = "protocol.json"  # TunerResults: the evaluation protocol, capacity sweep and trials

@@ -20,12 +20,14 @@ from tfx.utils import path_utils
 from components.core.artifacts import (
     DEVICE_MODELS_KEY,
     EXPORTED_PROPERTY,
+    PAGE_FILE,
     TARGETS_FILE,
     custom_int,
     problem_spec,
+    read_class_names,
 )
 from components.core.spec import ProblemSpec
-from components.model_exporter import converters
+from components.model_exporter import converters, page
 from components.modules.signatures import model_variables
 from components.scoring import parity, runtimes
 from components.scoring.parity import TargetReport
@@ -111,9 +113,12 @@ class TargetExporter:
         if self.spec.deployment.tfjs:
             raw_only = os.path.join(self.tmp_dir, "raw_only_saved_model")
             converters.write_raw_only_saved_model(self.model_dir, raw_only)
+            tfjs_reports = []
             for variant in self.spec.deployment.tfjs:
                 report = TargetReport("tfjs", variant, f"tfjs/{variant}", runtimes.TfjsNodeRuntime.name)
-                reports.append(self._build(report, lambda r, source=raw_only: self._tfjs(r, source)))
+                tfjs_reports.append(self._build(report, lambda r, source=raw_only: self._tfjs(r, source)))
+            self._write_page(tfjs_reports)
+            reports += tfjs_reports
         pruning = self.spec.deployment.pruning
         return {
             "exported": True,
@@ -183,6 +188,18 @@ class TargetExporter:
         converters.to_tfjs(raw_only_saved_model, str(destination), report.variant)
         predictions, timings = runtimes.TfjsNodeRuntime(destination).run(self.inputs, self.calls)
         self._judge(report, predictions, timings)
+
+    def _write_page(self, reports: list[TargetReport]) -> None:
+        """`page.json` into each TF.js model's folder (after its size is measured: it is the page's, not
+        the model's)."""
+        folders = [self.out_dir / r.path for r in reports if (self.out_dir / r.path).is_dir()]
+        if not folders:
+            return
+        metadata = page.build_page(
+            self.spec, self.tft_output, self.examples, self.input_dtypes, read_class_names(self.model_dir)
+        )
+        for folder in folders:
+            (folder / PAGE_FILE).write_text(json.dumps(metadata, indent=1))
 
     def _judge(self, report: TargetReport, predictions: np.ndarray, timings: list[float]) -> None:
         predictions = predictions.reshape(self.reference_predictions.shape)

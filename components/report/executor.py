@@ -20,8 +20,9 @@ from components.core.artifacts import REPORT_DATA_FILE, REPORT_FILE, REPORT_KEY,
 from components.core.evaluation import read_evaluation, slice_metrics
 from components.core.models_config import target_name
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
+from components.modules.preprocessing_fn import vocabulary_name
 from components.modules.signatures import RAW_DTYPES, raw_feature_kinds
-from components.report.render import render_report
+from components.report.render import render_report, validation_gap_message
 from components.scoring import metrics, parity
 from components.scoring.metrics import prediction_arrays, task_arrays
 
@@ -73,9 +74,10 @@ class ReportBuilder:
     def build(self) -> dict:
         spec = self.spec
         return {
-            "title": f"{spec.name}: {spec.description or spec.task.value + ' task'}",
+            "title": f"{spec.name}: model report",
             "spec_name": spec.name,
             "task": self.task,
+            "label": spec.label_columns,
             "description": spec.description,
             "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "run_id": self.run_id,
@@ -128,7 +130,10 @@ class ReportBuilder:
         features, leakage, balance, summary = [], [], None, None
         kinds = self._feature_kinds()
         if train_stats is not None:
-            features = [_feature_row(name, kind, train_stats) for name, kind in kinds.items()]
+            sizes = self._vocabulary_sizes(kinds)
+            features = [
+                _feature_row(name, kind, train_stats, sizes.get(name)) for name, kind in kinds.items()
+            ]
         values, train_labels = self._training_sample(kinds)
         if len(train_labels):
             leakage = metrics.leakage_warnings(self.task, values, task_arrays(self.spec, train_labels))
@@ -151,6 +156,18 @@ class ReportBuilder:
 
     def _feature_kinds(self) -> dict[str, FeatureKind]:
         return raw_feature_kinds(self.spec, self._tft_output())
+
+    def _vocabulary_sizes(self, kinds: dict[str, FeatureKind]) -> dict[str, int]:
+        """How many distinct values TF Transform found for each categorical feature in the train split:
+        TFDV counts distinct values of text columns only, not of integer codes used as categories."""
+        tft_output, sizes = self._tft_output(), {}
+        for name, kind in kinds.items():
+            if kind == FeatureKind.CATEGORICAL:
+                try:
+                    sizes[name] = int(tft_output.vocabulary_size_by_name(vocabulary_name(name)))
+                except (ValueError, OSError):
+                    logging.warning("No vocabulary found for the categorical feature %s", name)
+        return sizes
 
     def _tft_output(self) -> tft.TFTransformOutput:
         return tft.TFTransformOutput(_uri(self.inputs, "transform_graph"))
@@ -204,27 +221,19 @@ class ReportBuilder:
         return rows
 
     def validation_vs_test(self) -> dict | None:
+        """Test against validation: flagged when test is worse by more than `evaluation.test_gap` (an
+        absolute difference when higher is better, a fraction of the validation figure otherwise)."""
         validation = self._validation_metric()
         test = self.power["model_metric"]
-        if validation is None:
-            return {
-                "validation": None,
-                "test": test,
-                "flagged": False,
-                "message": "no validation figure to compare",
-            }
+        metric = self.spec.metric
         gap = self.spec.evaluation.test_gap
-        if self.spec.metric.higher_is_better:
-            flagged, worse = validation - test > gap, validation - test
+        if validation is None:
+            flagged = False
+        elif metric.higher_is_better:
+            flagged = validation - test > gap
         else:
-            flagged, worse = test > validation * (1 + gap), test - validation
-        name = self.spec.metric.name
-        message = (
-            f"test {name} {test:.4f} is much worse than validation {validation:.4f}: the model selection may "
-            f"have overfitted the validation data (evaluation.test_gap = {gap:g})"
-            if flagged
-            else f"test {name} {test:.4f} vs validation {validation:.4f} (worse by {worse:.4f}): consistent"
-        )
+            flagged = test > validation * (1 + gap)
+        message = validation_gap_message(metric.name, validation, test, metric.higher_is_better, gap, flagged)
         if flagged:
             logging.warning(message)
         return {"validation": validation, "test": test, "flagged": bool(flagged), "message": message}
@@ -261,10 +270,10 @@ class ReportBuilder:
 
     def failures(self) -> list[dict]:
         found = metrics.confident_failures(self.task, self.labels, self.predictions, k=10)
+        order = [name for name in self._feature_kinds() if name in self.test_features]  # the spec's order
+        order += [name for name in self.test_features if name not in order]
         for failure in found:
-            failure["row"] = {
-                name: _plain(values[failure["index"]]) for name, values in self.test_features.items()
-            }
+            failure["row"] = {name: _plain(self.test_features[name][failure["index"]]) for name in order}
         return found
 
     def residuals(self) -> dict | None:
@@ -391,17 +400,25 @@ def train_stats_columns(stats) -> list[str]:
     return [feature.path.step[0] for feature in stats.features if feature.path.step] if stats else []
 
 
-def _feature_row(name: str, kind: FeatureKind, statistics) -> dict:
+def _feature_row(name: str, kind: FeatureKind, statistics, vocabulary_size: int | None = None) -> dict:
+    """A feature's missing share and distinct values in the train split's statistics.
+
+    A CSV's empty cell is a feature present with no value, which TFDV does not count in `num_missing`:
+    for a single-valued column it is the gap between the rows that have the feature and its values.
+    Distinct values: TFDV's count for text, the vocabulary's size for a categorical feature of numbers.
+    """
     for feature in statistics.features:
         if feature.path.step and feature.path.step[-1] == name:
-            stats = feature.string_stats if feature.HasField("string_stats") else feature.num_stats
-            common = stats.common_stats
+            is_text = feature.HasField("string_stats")
+            common = (feature.string_stats if is_text else feature.num_stats).common_stats
+            empty = common.num_non_missing - common.tot_num_values if common.max_num_values <= 1 else 0
+            missing = common.num_missing + max(0, int(empty))
             total = common.num_missing + common.num_non_missing
-            distinct = int(feature.string_stats.unique) if feature.HasField("string_stats") else None
+            distinct = int(feature.string_stats.unique) if is_text else vocabulary_size
             return {
                 "name": name,
                 "kind": kind.value,
-                "missing_fraction": common.num_missing / total if total else 0.0,
-                "distinct": distinct,
+                "missing_fraction": missing / total if total else 0.0,
+                "distinct": distinct if kind == FeatureKind.CATEGORICAL or is_text else None,
             }
-    return {"name": name, "kind": kind.value, "missing_fraction": None, "distinct": None}
+    return {"name": name, "kind": kind.value, "missing_fraction": None, "distinct": vocabulary_size}

@@ -63,6 +63,15 @@ def _percent(fraction) -> str:
     return "\u2014" if fraction is None else f"{100.0 * float(fraction):.1f}%"
 
 
+def _missing_share(fraction) -> str:
+    """None missing says "none"; a handful of empty cells among thousands is not rounded away to 0.0%."""
+    if fraction is None:
+        return "\u2014"
+    if fraction == 0:
+        return "none"
+    return "under 0.1%" if fraction < 0.001 else _percent(fraction)
+
+
 def _interval(bounds) -> str:
     return "\u2014" if not bounds else f"{_format(bounds[0])} to {_format(bounds[1])}"
 
@@ -109,20 +118,40 @@ def _metric_lookup(data: dict) -> dict | None:
     return next((m for m in data.get("test_metrics") or [] if m.get("name") == name), None)
 
 
+TASK_WORDS = {
+    "binary": "yes or no",
+    "multiclass": "one class of several",
+    "multilabel": "yes or no for each label",
+    "regression": "a number",
+}
+
+
+def _predicts(data: dict) -> str | None:
+    """What the model answers, in words: "big_tipper (yes or no)"."""
+    labels, task = data.get("label"), data.get("task")
+    if not labels:
+        return TASK_WORDS.get(task, task)
+    named = ", ".join(labels) if isinstance(labels, list) else str(labels)
+    return f"{named} ({TASK_WORDS.get(task, task)})" if task else named
+
+
 def _header(data: dict) -> str:
+    title = data.get("title") or data.get("spec_name") or "Model report"
+    description = data.get("description") or ""
     facts = [
-        ("Problem", data.get("spec_name")),
-        ("Task", data.get("task")),
+        ("Model", None if str(data.get("spec_name")) in title else data.get("spec_name")),
+        ("Predicts", _predicts(data)),
         ("Run", data.get("run_id")),
         ("Created", data.get("created")),
     ]
     listed = "".join(
         f"<span><b>{_escape(k)}</b> {_escape(v)}</span>" for k, v in facts if v not in (None, "")
     )
-    title = data.get("title") or data.get("spec_name") or "Model report"
+    # Reports written before the title stopped repeating the description hold it twice: say it once.
+    shown = "" if description and description in title else description
     return (
-        f'<header><h1>{_escape(title)}</h1><div class="facts">{listed}</div>'
-        f"{_paragraph(data.get('description') or '', 'description')}</header>"
+        f"<header><h1>{_escape(title)}</h1>{_paragraph(shown, 'description')}"
+        f'<div class="facts">{listed}</div></header>'
     )
 
 
@@ -146,13 +175,39 @@ def _verdict(data: dict) -> str:
         return ""
     blessed = bool(verdict.get("blessed"))
     status = "Blessed: the model passed every check" if blessed else "Not blessed: do not ship this model"
-    reasons = "".join(f"<li>{_escape(r)}</li>" for r in verdict.get("reasons") or [])
-    baseline = (data.get("baseline") or {}).get("message") or ""
+    listed = verdict.get("reasons") or []
+    reasons = "".join(f"<li>{_escape(_sentence(r))}</li>" for r in listed)
+    baseline = data.get("baseline") or {}
+    said = "" if baseline.get("message") in listed else _paragraph(_baseline_sentence(data))
     return (
         f'<section id="verdict" class="verdict {"good" if blessed else "bad"}">'
         f'<p class="status">{_escape(status)}</p>{_headline(data)}'
-        f"{f'<ul>{reasons}</ul>' if reasons else ''}{_paragraph(baseline)}</section>"
+        f"{f'<ul>{reasons}</ul>' if reasons else ''}{said}</section>"
     )
+
+
+def _baseline_sentence(data: dict) -> str:
+    """The dumb-baseline comparison in one sentence (the gate's message, for older reports)."""
+    part, metric = data.get("baseline") or {}, (data.get("metric") or {}).get("name", "metric")
+    figures = ("model_metric", "dumb_metric", "improvement_interval", "margin")
+    if any(part.get(key) is None for key in figures):
+        return _sentence(part.get("message") or "")
+    low, high = part["improvement_interval"]
+    verb = "beats" if part.get("statistical_power") else "does not clearly beat"
+    clears = "clears" if part.get("statistical_power") else "does not clear"
+    return (
+        f"The model {verb} the dumb baseline, {part.get('description') or 'a trivial predictor'}: {metric} "
+        f"{part['model_metric']:.4f} against {part['dumb_metric']:.4f}; the improvement's 95% interval, "
+        f"{low:.4f} to {high:.4f}, {clears} the {part['margin']:g} required."
+    )
+
+
+def _sentence(text: str) -> str:
+    """A message written to be logged ("beats the dumb baseline ...") as a sentence for the page."""
+    text = text.strip()
+    if not text:
+        return ""
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
 
 
 def _balance_plot(balance: list[dict]) -> Html:
@@ -192,7 +247,7 @@ def _data_section(data: dict) -> str:
     splits = part.get("rows") or {}
     split_table = _table(["split", "rows"], splits.items()) if splits else ""
     features = [
-        (f.get("name"), f.get("kind"), Html(_percent(f.get("missing_fraction"))), f.get("distinct"))
+        (f.get("name"), f.get("kind"), Html(_missing_share(f.get("missing_fraction"))), f.get("distinct"))
         for f in part.get("features") or []
     ]
     feature_table = _table(["feature", "kind", "missing", "distinct values"], features) if features else ""
@@ -251,17 +306,17 @@ def _baseline_section(data: dict) -> str:
         return ""
     metric = (data.get("metric") or {}).get("name", "metric")
     rows = [
-        (f"dumb baseline ({part.get('description', '')})", part.get("dumb_metric")),
-        ("model", part.get("model_metric")),
+        (f"dumb baseline: {part.get('description', '')}", part.get("dumb_metric")),
+        ("the model", part.get("model_metric")),
         ("improvement, 95% interval", Html(_escape(_interval(part.get("improvement_interval"))))),
-        ("margin required", part.get("margin")),
-        ("enough rows to tell them apart", part.get("statistical_power")),
+        ("improvement required (evaluation.baseline_margin)", part.get("margin")),
+        ("beats it by that, with 95% confidence", part.get("statistical_power")),
     ]
+    # The gate's own sentence is in the verdict at the top; the table says the same in figures.
     return _section(
         "baseline",
         "Against a dumb baseline and a simple model",
         _table(["", metric], rows),
-        _paragraph(part.get("message", "")),
         _simple_model(part.get("simple_model"), metric),
     )
 
@@ -276,8 +331,11 @@ def _simple_model(simple: dict | None, metric: str) -> str:
         ("the network's lead, 95% interval", Html(_escape(_interval(simple.get("improvement_interval"))))),
         ("test rows (the Evaluator's)", simple.get("test_rows")),
     ]
-    css = "warning" if simple.get("network_worse") else ""
-    return _table(["", metric], rows) + _paragraph(simple.get("message", ""), css)
+    # The message repeats the table's figures; only a network worse than the trees needs saying.
+    warning = (
+        _paragraph(_sentence(simple.get("message", "")), "warning") if simple.get("network_worse") else ""
+    )
+    return _table(["", metric], rows) + warning
 
 
 def _residual_plot(residuals: dict) -> str:
@@ -299,13 +357,39 @@ def _residual_plot(residuals: dict) -> str:
     return '<h3 id="residuals">Predicted against actual</h3>' + _image(figure, "predicted against actual")
 
 
+def validation_gap_message(
+    name: str, validation: float | None, test: float, higher_is_better: bool, gap: float, flagged: bool
+) -> str:
+    """Test against validation in words, the difference always positive and called better or worse.
+
+    `gap` is `evaluation.test_gap`: an absolute difference when higher is better, a fraction of the
+    validation figure otherwise (mse, mae have no scale of their own)."""
+    if validation is None:
+        return f"Test {name} {test:.4f}; no validation figure to compare it with."
+    difference = test - validation if higher_is_better else validation - test
+    if abs(difference) < 5e-5:
+        return f"Test {name} {test:.4f} is as good as validation {validation:.4f}: consistent."
+    direction = "better" if difference > 0 else "worse"
+    compared = (
+        f"Test {name} {test:.4f} is {direction} than validation {validation:.4f} by {abs(difference):.4f}"
+    )
+    allowed = f"{gap:g}" if higher_is_better else f"{gap:.0%} of validation"
+    if flagged:
+        return (
+            f"{compared}, more than the {allowed} allowed (evaluation.test_gap): the model selection may "
+            "have overfitted the validation data."
+        )
+    if direction == "better":
+        return f"{compared}: consistent."
+    return f"{compared}, within the {allowed} allowed (evaluation.test_gap): consistent."
+
+
 def _validation_note(data: dict) -> str:
     check = data.get("validation_vs_test")
     if not check:
         return ""
     css = "warning" if check.get("flagged") else ""
-    figures = f"validation {_format(check.get('validation'))}, test {_format(check.get('test'))}. "
-    return _paragraph(figures + (check.get("message") or ""), css)
+    return _paragraph(check.get("message") or "", css)
 
 
 def _test_metrics_section(data: dict) -> str:
@@ -447,8 +531,14 @@ def _thresholds_section(data: dict) -> str:
     )
 
 
+def _row_value(value) -> str:
+    """A test row's cell: an empty text, a NaN or None is a missing value, and says so."""
+    missing = value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+    return "(missing)" if missing else _format(value)
+
+
 def _features_cell(row: dict) -> Html:
-    items = "".join(f"<li><b>{_escape(k)}</b> {_escape(_format(v))}</li>" for k, v in (row or {}).items())
+    items = "".join(f"<li><b>{_escape(k)}</b> {_escape(_row_value(v))}</li>" for k, v in (row or {}).items())
     return Html(f'<ul class="row">{items}</ul>')
 
 
@@ -575,10 +665,10 @@ def _size(size_bytes) -> str:
     if size_bytes is None:
         return "\u2014"
     size = float(size_bytes)
-    for unit in ("B", "KB", "MB"):
-        if size < 1024:
+    for unit in ("B", "kB", "MB"):  # decimal units, as the CLI's table and the TF.js page write them
+        if size < 1000:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
+        size /= 1000
     return f"{size:.1f} GB"
 
 

@@ -79,7 +79,51 @@ def latest_run(
     ] or store.get_contexts_by_type("pipeline_run")
     if not runs:
         return None
-    run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    return _summary(store, max(runs, key=lambda c: (c.create_time_since_epoch, c.id)), pipeline_name)
+
+
+def run_summary(
+    metadata: str | Path | metadata_store_pb2.ConnectionConfig, pipeline_name: str, run_id: str
+) -> RunSummary | None:
+    """The summary of the pipeline run `run_id` (a manifest's `source.pipeline_run_id`), or None.
+
+    A run of TFX's AirflowDagRunner (`run_id` is the DAG run's) is recorded in TFX's older layout: a
+    `run` context named `<pipeline>.<run_id>`, each execution naming its node in `component_id`."""
+    store = open_store(metadata)
+    run = _context(store, "pipeline_run", run_id) or _context(store, "run", f"{pipeline_name}.{run_id}")
+    return None if run is None else _summary(store, run, pipeline_name)
+
+
+def pushing_run(
+    metadata: str | Path | metadata_store_pb2.ConnectionConfig, pipeline_name: str, version: str
+) -> RunSummary | None:
+    """The summary of the run that pushed `version` of the pipeline's model, or None. Found through the
+    Pusher's output, so it also serves versions whose manifest has no run id (TFX's Airflow launcher
+    gives executors none)."""
+    store = open_store(metadata)
+    pushes = [
+        artifact
+        for artifact in store.get_artifacts_by_type("PushedModel")
+        if "pushed_version" in artifact.custom_properties
+        and artifact.custom_properties["pushed_version"].string_value == version
+        and _produced_in_pipeline(store, artifact.id, pipeline_name)
+    ]
+    if not pushes:
+        return None
+    run_types = {t.id for t in store.get_context_types() if t.name in ("pipeline_run", "run")}
+    contexts = store.get_contexts_by_execution(_producer(store, min(a.id for a in pushes)))
+    run = next((context for context in contexts if context.type_id in run_types), None)
+    return None if run is None else _summary(store, run, pipeline_name)
+
+
+def _context(store: mlmd.MetadataStore, type_name: str, name: str) -> metadata_store_pb2.Context | None:
+    try:
+        return store.get_context_by_type_and_name(type_name, name)
+    except mlmd.errors.NotFoundError:  # a store with no context of that type yet
+        return None
+
+
+def _summary(store: mlmd.MetadataStore, run: metadata_store_pb2.Context, pipeline_name: str) -> RunSummary:
     summary = RunSummary(pipeline_name=pipeline_name, run_id=run.name)
     executions = store.get_executions_by_context(run.id)
     node_of = _node_names(store, executions, pipeline_name)
@@ -99,6 +143,9 @@ def _node_names(store, executions, pipeline_name: str) -> dict[int, str]:
     names = {}
     prefix = f"{pipeline_name}."
     for execution in executions:
+        if "component_id" in execution.properties:  # TFX's older layout (AirflowDagRunner)
+            names[execution.id] = execution.properties["component_id"].string_value
+            continue
         for context in store.get_contexts_by_execution(execution.id):
             if context.name.startswith(prefix):
                 names[execution.id] = context.name[len(prefix) :]
@@ -202,6 +249,13 @@ def production_model(store: mlmd.MetadataStore, pipeline_name: str) -> Productio
     pushed = max(pushes, key=lambda a: a.id)
     model = _inputs_of(store, _producer(store, pushed.id))["model"][0]
     return model_lineage(store, model, pushed.custom_properties["pushed_version"].string_value)
+
+
+def pushed_model(store: mlmd.MetadataStore, model_artifact_id: int, version: str) -> ProductionModel | None:
+    """A pushed version's model (its manifest's `source.model_artifact_id`) with what it was trained on;
+    None when this store does not hold it."""
+    found = store.get_artifacts_by_id([int(model_artifact_id)])
+    return model_lineage(store, found[0], version) if found else None
 
 
 def newest_model(store: mlmd.MetadataStore) -> ProductionModel | None:

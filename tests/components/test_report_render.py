@@ -20,7 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from components.dumb_baseline_gate.importance import feature_importance
-from components.report.render import render_report
+from components.report.render import render_report, validation_gap_message
 from components.scoring import metrics
 from tests.helpers.data import ARTIFACTS
 
@@ -707,3 +707,126 @@ def test_a_classifiers_targets_show_the_difference_in_probability(cancer):
     assert "max difference vs SavedModel on one row (in probability)" in section
     assert "its auc on the test split is at most 0.01 below the SavedModel&#x27;s (absolute" in section
     assert "(large)" not in section
+
+
+# --- wording a product owner reads -----------------------------------------------------------------------
+
+
+TAXI_DESCRIPTION = "Predict whether a Chicago taxi trip ends with a tip above 20% of the fare."
+
+
+def _body(html: str) -> str:
+    return html[html.index("<body>") :]
+
+
+@pytest.mark.parametrize("title", ["taxi: model report", f"taxi: {TAXI_DESCRIPTION}"])
+def test_the_description_is_said_once(title):
+    """Also for a report.json written when the title repeated the description."""
+    data = {"title": title, "spec_name": "taxi", "task": "binary", "label": ["big_tipper"]}
+    body = _body(render_report({**data, "description": TAXI_DESCRIPTION}))
+    assert body.count(TAXI_DESCRIPTION) == 1
+    assert "<b>Predicts</b> big_tipper (yes or no)" in body
+
+
+def test_test_better_than_validation_says_better_by_a_positive_figure():
+    text = validation_gap_message("auc", 0.9236, 0.9312, True, 0.05, False)
+    assert text == "Test auc 0.9312 is better than validation 0.9236 by 0.0076: consistent."
+    html = render_report(
+        {
+            "task": "binary",
+            "test_metrics": [{"name": "auc", "value": 0.9312}],
+            "validation_vs_test": {"validation": 0.9236, "test": 0.9312, "flagged": False, "message": text},
+        }
+    )
+    section = html[html.index('<section id="test-metrics">') :]
+    assert "better than validation 0.9236 by 0.0076" in section and "by -" not in section
+    assert section.count("0.9236") == 1  # the figures are said once, in the sentence
+
+
+def test_test_worse_than_validation_says_whether_within_the_gap():
+    within = validation_gap_message("auc", 0.9455, 0.9430, True, 0.05, False)
+    assert within == (
+        "Test auc 0.9430 is worse than validation 0.9455 by 0.0025, within the 0.05 allowed "
+        "(evaluation.test_gap): consistent."
+    )
+    beyond = validation_gap_message("auc", 0.95, 0.87, True, 0.05, True)
+    assert beyond.startswith("Test auc 0.8700 is worse than validation 0.9500 by 0.0800, more than the 0.05")
+    assert "overfitted the validation data" in beyond
+    html = render_report(
+        {
+            "task": "binary",
+            "test_metrics": [{"name": "auc", "value": 0.87}],
+            "validation_vs_test": {"validation": 0.95, "test": 0.87, "flagged": True, "message": beyond},
+        }
+    )
+    assert f'<p class="warning">{beyond}</p>' in html
+
+
+def test_a_lower_is_better_metric_is_compared_the_right_way_round(diabetes):
+    """mse: a lower test figure is better; the allowed gap is a share of the validation figure."""
+    mse = metrics.metric_value("mse", "regression", diabetes.test_labels, diabetes.predictions)
+    better = validation_gap_message("mse", mse + 120.0, mse, False, 0.05, False)
+    assert f"is better than validation {mse + 120:.4f} by 120.0000: consistent." in better
+    worse = validation_gap_message("mse", mse - 20.0, mse, False, 0.05, False)
+    assert "is worse than" in worse and "by 20.0000, within the 5% of validation allowed" in worse
+    assert validation_gap_message("mse", None, mse, False, 0.05, False).endswith(
+        "no validation figure to compare it with."
+    )
+
+
+def test_the_baseline_comparison_is_said_once(cancer):
+    data = _binary_report(cancer)
+    body = _body(render_report(data))
+    low, high = data["baseline"]["improvement_interval"]
+    sentence = f"the improvement&#x27;s 95% interval, {low:.4f} to {high:.4f}, clears the 0.05 required."
+    assert body.count(sentence) == 1 and body.count(data["baseline"]["message"]) == 0
+    assert "The model beats the dumb baseline, class priors: auc" in body
+    assert "<td>beats it by that, with 95% confidence</td><td>yes</td>" in body
+
+
+def _taxi_statistics(rows: list[dict[str, str]]):
+    """TFDV's statistics of taxi trips as CsvExampleGen writes them: an empty cell is a feature with no
+    value (not an absent feature); whole numbers as int64."""
+    import pyarrow as pa
+    from tensorflow_data_validation.statistics.stats_impl import generate_statistics_in_memory
+
+    types = {"trip_start_hour": pa.int64(), "pickup_community_area": pa.int64()}
+    types.update({"company": pa.binary(), "fare": pa.float32()})
+    read = {pa.int64(): int, pa.binary(): str.encode, pa.float32(): float}
+    arrays = [
+        pa.array([[read[kind](row[name])] if row[name] else [] for row in rows], type=pa.list_(kind))
+        for name, kind in types.items()
+    ]
+    return generate_statistics_in_memory(pa.RecordBatch.from_arrays(arrays, list(types))).datasets[0]
+
+
+def test_integer_categoricals_have_distinct_values_and_empty_cells_count_as_missing(taxi_rows):
+    from components.core.spec import FeatureKind
+    from components.report.executor import _feature_row
+
+    rows = taxi_rows[1][:3000]
+    statistics = _taxi_statistics(rows)
+    areas = {row["pickup_community_area"] for row in rows if row["pickup_community_area"]}
+    hour = _feature_row("trip_start_hour", FeatureKind.CATEGORICAL, statistics, vocabulary_size=24)
+    area = _feature_row("pickup_community_area", FeatureKind.CATEGORICAL, statistics, len(areas))
+    assert hour["distinct"] == 24 and area["distinct"] == len(areas)
+    company = _feature_row("company", FeatureKind.CATEGORICAL, statistics)
+    companies = {row["company"] for row in rows if row["company"]}
+    assert company["distinct"] == len(companies)
+    empty = sum(row["company"] == "" for row in rows)
+    assert empty > 500 and company["missing_fraction"] == pytest.approx(empty / len(rows))
+    empty_areas = sum(row["pickup_community_area"] == "" for row in rows)
+    assert area["missing_fraction"] == pytest.approx(empty_areas / len(rows))
+    assert _feature_row("fare", FeatureKind.NUMERIC, statistics)["distinct"] is None
+    html = render_report({"task": "binary", "data": {"features": [hour, area, company]}})
+    assert "<td>trip_start_hour</td><td>categorical</td><td>none</td><td>24</td>" in html
+    assert f"<td>company</td><td>categorical</td><td>{100 * empty / len(rows):.1f}%</td>" in html
+
+
+def test_a_failures_missing_cells_say_missing_and_sizes_are_in_decimal_units():
+    failure = {"index": 7, "label": 14.5, "prediction": 6.25, "confidence": 8.25}
+    failure["row"] = {"company": "", "fare": float("nan"), "trip_miles": 1.5}
+    target = {"name": "tfjs-float32", "size_bytes": 243_300, "metric": 3.1, "pushed": True, "reason": ""}
+    html = render_report({"task": "regression", "failures": [failure], "targets": [target]})
+    assert "<li><b>company</b> (missing)</li><li><b>fare</b> (missing)</li>" in html
+    assert "<td>243.3 kB</td>" in html  # as the CLI and the TF.js page write it

@@ -22,7 +22,13 @@ from components.scoring.examples import to_raw_inputs
 from components.scoring.runtimes import TensorFlowRuntime, TfjsNodeRuntime, TFLiteRuntime
 from pipelines.ops.cli import run_training
 from pipelines.paths import RunPaths
-from tests.helpers.pipeline_runs import output_uri, page_predictions, served_classes, write_taxi_spec
+from tests.helpers.pipeline_runs import (
+    output_uri,
+    page_predictions,
+    served_classes,
+    spoken_percent,
+    write_taxi_spec,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("class-names")]
 
@@ -100,6 +106,8 @@ def test_every_target_names_the_same_class_as_the_saved_model(payment_run):
     accuracy = np.mean([name == row[LABEL] for name, row in zip(named, rows, strict=True)])
     assert accuracy >= 0.8, accuracy
     shown = page_predictions(paths.serving_dir, {name: values[:3] for name, values in inputs.items()})
-    for index, (predicted, scores) in enumerate(shown):
-        assert predicted == named[index]
-        np.testing.assert_allclose(scores, expected[index], atol=1e-4)
+    for index, answer in enumerate(shown):
+        assert answer.predicted == named[index]
+        np.testing.assert_allclose(answer.scores, expected[index], atol=1e-4)
+        best = spoken_percent(max(answer.scores))
+        assert answer.text == f"payment_type: {named[index]}, {best} probability"

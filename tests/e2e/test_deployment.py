@@ -17,72 +17,42 @@ from tensorflow.lite.python import schema_py_generated as tflite_schema
 
 from components.atomic_pusher.executor import build_manifest, publish_atomically, stage_device_targets
 from components.core import models_config
-from components.core.artifacts import PREDICTIONS_KEY, RAW_SIGNATURE, read_targets
+from components.core.artifacts import PAGE_FILE, PREDICTIONS_KEY, RAW_SIGNATURE, read_targets
 from components.core.models_config import target_name
 from components.core.sources import read_table
-from components.core.spec import FeatureKind, load_spec
 from components.modules.signatures import model_variables
 from components.scoring.examples import to_raw_inputs, to_tf_example
 from components.scoring.runtimes import TfjsNodeRuntime, TFLiteRuntime
 from pipelines.ops import cli
-from pipelines.ops.cli import run_training
 from pipelines.paths import RunPaths
-from tests.helpers.pipeline_runs import page_predictions, write_taxi_spec
+from tests.helpers.pipeline_runs import (
+    DATETIME_COLUMN,
+    TARGET_SPARSITY,
+    page_predictions,
+    spoken_percent,
+    write_taxi_spec,
+)
 
 pytestmark = pytest.mark.e2e
 
 ALL_TARGETS = {"serving", "tflite-float32", "tflite-dynamic", "tflite-int8", "tfjs-float32", "tfjs-uint8"}
-# Wide enough that weights, not the graph's structure (about 35 kB of ops and tensor records), make up
-# most of the TFLite file: that is when int8 weights can shrink the file to a third.
-WIDE_TRAINING = {"hidden_units": [512, 256], "epochs": 4, "steps_per_epoch": 40}
-TARGET_SPARSITY = 0.5
-DATETIME_COLUMN = "trip_start_timestamp"  # Unix seconds of the trip's start (local time, written as UTC)
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
+def spec(every_target_run):
+    """The taxi spec, wide and pruned, with the trip's start as a date-time feature, built for every target
+    (tests/helpers/pipeline_runs.py::every_target_run; the predict and status tests share its run)."""
+    return every_target_run.spec
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory, taxi_slice):
-    path = write_taxi_spec(tmp_path_factory.mktemp("spec"), taxi_slice)
-    spec = load_spec(path)
-    training = spec.training.model_copy(update=WIDE_TRAINING)
-    deployment = spec.deployment.model_validate(
-        {
-            "tflite": ["float32", "dynamic", "int8"],
-            "tfjs": ["float32", "uint8"],
-            "pruning": {"target_sparsity": TARGET_SPARSITY, "epochs": 1},
-            "parity": {"tolerance": 0.01, "latency_calls": 20},
-        }
-    )
-    # The trip's start as a date-time feature: its hour, weekday, month and elapsed time, computed inside
-    # every target.
-    features = {**spec.features, DATETIME_COLUMN: FeatureKind.DATETIME}
-    exclude = [name for name in spec.exclude if name != DATETIME_COLUMN]
-    preprocessing = spec.preprocessing.model_copy(update={"datetime_elapsed": True})
-    return spec.model_copy(
-        update={
-            "training": training,
-            "deployment": deployment,
-            "features": features,
-            "exclude": exclude,
-            "preprocessing": preprocessing,
-        }
-    )
+def run(every_target_run):
+    return every_target_run.summary
 
 
 @pytest.fixture(scope="module")
-def run(spec, home):
-    summary = run_training(spec, home)
-    assert summary.pushed_new, "the model was not pushed; nothing to check"
-    return summary
-
-
-@pytest.fixture(scope="module")
-def paths(spec, home) -> RunPaths:
-    return RunPaths.for_spec(spec.name, home)
+def paths(every_target_run) -> RunPaths:
+    return every_target_run.paths
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +115,7 @@ def test_every_target_is_pushed_in_one_version_with_its_manifest(run, manifest, 
         if name == "serving":  # the SavedModel: the version folder without the device targets
             device = ("tflite", "tfjs", "manifest.json")
             files = [p for p in files if p.relative_to(version_dir).parts[0] not in device]
+        files = [p for p in files if p.name != PAGE_FILE]  # the page's metadata, not the model's size
         assert target["size_bytes"] == sum(p.stat().st_size for p in files) > 0, name
         assert target["latency_ms_p50"] > 0 and target["metric"] > 0.7, name
     assert (version_dir / "saved_model.pb").is_file()
@@ -218,9 +189,31 @@ def test_tfjs_page_in_chromium_predicts_what_tf_predicts(paths, run, test_rows):
     pytest.importorskip("playwright.sync_api")
     rows, inputs, expected = test_rows
     shown = page_predictions(paths.serving_dir, {name: values[:2] for name, values in inputs.items()})
-    for index, (predicted, scores) in enumerate(shown):
-        assert scores == pytest.approx([float(expected[index, 0])], abs=1e-4), rows[index]
-        assert predicted == ("1" if expected[index, 0] >= 0.5 else "0")  # big_tipper is written 0/1
+    for index, answer in enumerate(shown):
+        assert answer.scores == pytest.approx([float(expected[index, 0])], abs=1e-4), rows[index]
+        assert answer.predicted == ("1" if expected[index, 0] >= 0.5 else "0")  # big_tipper is written 0/1
+        spoken = "yes" if answer.predicted == "1" else "no"
+        assert answer.text == f"big_tipper: {spoken}, {spoken_percent(answer.scores[0])} probability"
+
+
+def test_the_page_metadata_lists_the_features_in_the_specs_order_with_real_test_rows(spec, version_dir):
+    """page.json beside each pushed TF.js model: what the page needs beyond the graph's signature."""
+    tfjs_rows = 0
+    for variant in ("float32", "uint8"):
+        metadata = json.loads((version_dir / "tfjs" / variant / PAGE_FILE).read_text())
+        assert [f["column"] for f in metadata["features"]] == list(spec.feature_columns(list(spec.features)))
+        assert metadata["task"] == "binary" and metadata["labels"] == ["big_tipper"]
+        assert metadata["classes"] == ["0", "1"] and metadata["class_labels"] == ["no", "yes"]
+        kinds = {f["column"]: f for f in metadata["features"]}
+        hours = kinds["trip_start_hour"]["vocabulary"]
+        assert hours == sorted(hours, key=int) and {"0", "12", "23"} <= set(hours)
+        assert "Cash" in kinds["payment_type"]["vocabulary"] and kinds["payment_type"]["typical"] == "Cash"
+        assert 3 <= kinds["fare"]["typical"] <= 30 and 0 < kinds["trip_miles"]["typical"] < 10
+        assert datetime.datetime.fromisoformat(kinds[DATETIME_COLUMN]["typical"]).year in range(2013, 2017)
+        rows = metadata["test_rows"]
+        assert all(row["actual"]["big_tipper"] in ("0", "1") for row in rows)
+        tfjs_rows = len(rows)
+    assert tfjs_rows == 20
 
 
 def test_pruning_reaches_the_target_sparsity(manifest, version_dir):

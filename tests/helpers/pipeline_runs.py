@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -166,12 +167,20 @@ def served_classes(paths, spec, rows: list[dict[str, str]]) -> dict:
     }
 
 
-def page_predictions(serving_dir: Path, inputs: dict[str, np.ndarray]) -> list[tuple[str, list[float]]]:
-    """Each row of `inputs` (raw-signature arrays) typed into the TF.js page of the model served from
-    `serving_dir`, in headless Chromium: (the class the page names, "" for none; its probabilities).
-    Checks that the page loaded the version in service and asked nothing beyond the loopback server."""
-    import json
+@dataclass(frozen=True)
+class PageAnswer:
+    """What the TF.js page answered for one row."""
 
+    predicted: str  # the class it names as the data writes it ("" for none)
+    scores: list[float]  # the model's outputs
+    text: str  # the answer as the page words it
+
+
+def page_predictions(serving_dir: Path, inputs: dict[str, np.ndarray]) -> list[PageAnswer]:
+    """Each row of `inputs` (raw-signature arrays) typed into the TF.js page of the model served from
+    `serving_dir`, in headless Chromium. Checks that the page loaded the version in service, that its form
+    is the one `page.json` describes (`check_page_form`), that the fill button fills a real test row, and
+    that it asked nothing beyond the loopback server."""
     from playwright.sync_api import sync_playwright
 
     from components.core.models_config import read_current
@@ -192,22 +201,17 @@ def page_predictions(serving_dir: Path, inputs: dict[str, np.ndarray]) -> list[t
             page.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)
             page.goto(f"http://127.0.0.1:{port}/index.html?model={serving_dir.name}")
             page.wait_for_selector("#predict", timeout=60_000)
-            version = read_current(serving_dir.parent, serving_dir.name)["version"]
-            assert page.locator("#status").get_attribute("data-version") == str(version)
+            current = read_current(serving_dir.parent, serving_dir.name)
+            assert page.locator("#status").get_attribute("data-version") == str(current["version"])
+            metadata = served_page_metadata(serving_dir, current)
+            check_page_form(page, metadata)
+            check_fill_button(page, metadata)
             for index in range(len(next(iter(inputs.values())))):
                 for name, values in inputs.items():
                     value = values[index, 0]
                     text = "" if (isinstance(value, float | np.floating) and np.isnan(value)) else str(value)
-                    page.fill(f"#{name}", text)
-                page.evaluate("document.getElementById('prediction').value = 'waiting'")
-                page.click("#predict")
-                page.wait_for_function(
-                    "document.getElementById('prediction').value !== 'waiting'", timeout=30_000
-                )
-                output = page.locator("#prediction")
-                scores = output.get_attribute("data-scores")
-                assert scores, page.evaluate("document.getElementById('prediction').value")
-                shown.append((output.get_attribute("data-predicted-class") or "", json.loads(scores)))
+                    _type_into(page, name, text)
+                shown.append(_submitted(page))
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"tfjs-page-{serving_dir.name}.png"), full_page=True)
             browser.close()
@@ -215,3 +219,138 @@ def page_predictions(serving_dir: Path, inputs: dict[str, np.ndarray]) -> list[t
         server.shutdown()
     assert outside == []  # no network beyond the loopback server
     return shown
+
+
+def served_page_metadata(serving_dir: Path, current: dict) -> dict:
+    """The `page.json` the ModelExporter wrote beside the TF.js model in service."""
+    import json
+
+    from components.core.artifacts import PAGE_FILE
+
+    tfjs = next(t for t in current["manifest"]["targets"] if t["target"] == "tfjs" and t["pushed"])
+    path = serving_dir / str(current["version"]) / tfjs["path"] / PAGE_FILE
+    assert path.is_file(), f"{path} is missing: the page cannot show vocabularies or test rows"
+    return json.loads(path.read_text())
+
+
+def check_page_form(page, metadata: dict) -> None:
+    """One labelled field per feature in the spec's order: a select list of the vocabulary (after
+    "(missing)") for a categorical feature, a box with the typical value as placeholder otherwise."""
+    features = metadata["features"]
+    labels = page.locator("#features label").all_inner_texts()
+    assert labels == [f["column"] for f in features]
+    for feature in features:
+        field = page.locator(f"#{feature['input']}")
+        assert page.locator(f"label[for='{feature['input']}']").inner_text() == feature["column"]
+        if feature["kind"] == "categorical":
+            assert field.evaluate("e => e.tagName") == "SELECT", feature["column"]
+            options = field.evaluate("e => Array.from(e.options).map(o => o.value)")
+            assert options == ["", *feature["vocabulary"]] and len(options) > 1, feature["column"]
+            assert field.evaluate("e => e.options[0].textContent") == "(missing)"
+        elif feature["typical"] is not None:
+            assert field.get_attribute("placeholder") == f"e.g. {_js_text(feature['typical'])}"
+
+
+def check_fill_button(page, metadata: dict) -> None:
+    """The fill button puts the first real test row into the form, names it, and the page answers it."""
+    row = metadata["test_rows"][0]
+    page.evaluate("document.getElementById('prediction').value = 'waiting'")
+    page.click("#fill")
+    page.wait_for_function("document.getElementById('prediction').value !== 'waiting'", timeout=30_000)
+    for feature in metadata["features"]:
+        value = row["values"][feature["input"]]
+        assert page.locator(f"#{feature['input']}").input_value() == _js_text(value), feature["column"]
+    note = page.locator("#row-note").inner_text()
+    assert note.startswith(f"Test row 1 of {len(metadata['test_rows'])}; what really happened: "), note
+    assert page.locator("#prediction").get_attribute("data-scores"), page.locator("#prediction").inner_text()
+
+
+def _js_text(value) -> str:
+    """A JSON value as JavaScript writes it in a form field: 12.0 -> "12", None -> ""."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _type_into(page, name: str, text: str) -> None:
+    """Types a field, or picks a select list's option; a category the list lacks is added as the fill
+    button adds one (a test row may hold a value the training split never had)."""
+    field = page.locator(f"#{name}")
+    if field.evaluate("e => e.tagName") != "SELECT":
+        page.fill(f"#{name}", text)
+        return
+    field.evaluate(
+        "(e, v) => { if (![...e.options].some(o => o.value === v)) e.append(new Option(v + ' (new)', v)); }",
+        text,
+    )
+    field.select_option(value=text)
+
+
+def _submitted(page) -> PageAnswer:
+    import json
+
+    page.evaluate("document.getElementById('prediction').value = 'waiting'")
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('prediction').value !== 'waiting'", timeout=30_000)
+    output = page.locator("#prediction")
+    scores = output.get_attribute("data-scores")
+    assert scores, page.evaluate("document.getElementById('prediction').value")
+    text = page.evaluate("document.getElementById('prediction').value")
+    return PageAnswer(output.get_attribute("data-predicted-class") or "", json.loads(scores), text)
+
+
+def spoken_percent(probability: float) -> str:
+    """A probability as the page words it."""
+    if probability < 0.01:
+        return "under 1%"
+    if probability > 0.99:
+        return "over 99%"
+    return f"{math.floor(probability * 100 + 0.5)}%"  # JavaScript's Math.round: halves up
+
+
+# The run with every deployment target (tests/conftest.py::every_target_run).
+# Wide enough that weights, not the graph's structure (about 35 kB of ops and tensor records), make up
+# most of the TFLite file: that is when int8 weights can shrink the file to a third.
+WIDE_TRAINING = {"hidden_units": [512, 256], "epochs": 4, "steps_per_epoch": 40}
+TARGET_SPARSITY = 0.5
+DATETIME_COLUMN = "trip_start_timestamp"  # Unix seconds of the trip's start (local time, written as UTC)
+EVERY_TARGET = {
+    "tflite": ["float32", "dynamic", "int8"],
+    "tfjs": ["float32", "uint8"],
+    "pruning": {"target_sparsity": TARGET_SPARSITY, "epochs": 1},
+    "parity": {"tolerance": 0.01, "latency_calls": 20},
+}
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """A run made once per session: its spec (file and loaded), home and summary."""
+
+    spec_path: Path
+    spec: object  # components.core.spec.ProblemSpec
+    paths: object  # pipelines.paths.RunPaths
+    summary: object  # pipelines.workflow.results.RunSummary
+
+
+def every_target_run(folder: Path, source: Path) -> PipelineRun:
+    """The taxi spec on `source`, wide, pruned, with the trip's start as a date-time feature (its hour,
+    weekday, month and elapsed time, computed inside every target), built for every deployment target."""
+    from components.core.spec import load_spec
+    from pipelines.ops.cli import run_training
+    from pipelines.paths import RunPaths
+
+    spec_path = write_taxi_spec(folder / "spec", source)
+    raw = yaml.safe_load(spec_path.read_text())
+    raw["training"].update(WIDE_TRAINING)
+    raw["deployment"] = EVERY_TARGET
+    raw["features"][DATETIME_COLUMN] = "datetime"
+    raw["exclude"] = [name for name in raw["exclude"] if name != DATETIME_COLUMN]
+    raw["preprocessing"]["datetime_elapsed"] = True
+    spec_path.write_text(yaml.safe_dump(raw))
+    spec = load_spec(spec_path)
+    paths = RunPaths.for_spec(spec.name, folder / "home")
+    summary = run_training(spec, paths.home)
+    assert summary.pushed_new, "the model was not pushed; nothing to check"
+    return PipelineRun(spec_path, spec, paths, summary)
