@@ -1,4 +1,5 @@
-"""The Airflow DAGs on real Airflow (`DAG.test()`, SQLite): integrity, training, drift, bad data, arrival.
+"""The Airflow DAGs on real Airflow (`DAG.test()`, SQLite): integrity, one DAG file for every spec (a
+broken spec is its own import error), training, drift, bad data, arrival, each run's note, the DAG's docs.
 
 One landing zone is replayed in order: span 1 is refused by the training DAG until the monitoring DAG
 has checked it, then trains the first model; span 2 (same distribution) is only ingested; span 3 (fare
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
+from argparse import Namespace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import yaml
 
 from components.core.sources import write_table
 from components.core.spec import load_spec
+from pipelines.airflow.dags import CONFIG_VARIABLE, NOTE_TASK, spec_files
 from pipelines.airflow.replay import ReplayAirflow
 from pipelines.paths import RunPaths
 from pipelines.workflow import landing, monitoring, results, scoring
@@ -78,12 +80,27 @@ def ingested_spans(paths: RunPaths) -> set[int]:
     return {results.span_of(artifact) for artifact in store.get_artifacts_by_type("Examples")}
 
 
-def test_dag_files_import_quickly_and_cleanly(airflow_db):
+def last_run(dag_id: str) -> tuple[str, str | None, str]:
+    """The state, note and run id of the DAG's newest run."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
+        return run.state, run.note, run.run_id
+
+
+def test_one_dag_file_builds_the_dags_of_every_spec_quickly_and_cleanly(airflow_db, monkeypatch):
     from airflow.models import DagBag
 
+    monkeypatch.delenv(CONFIG_VARIABLE, raising=False)
+    assert [path.name for path in (REPO_ROOT / "dags").glob("*.py")] == ["blueprint.py"]
     bag = DagBag(dag_folder=str(REPO_ROOT / "dags"), include_examples=False)
     assert bag.import_errors == {}
-    assert {"blueprint-taxi", "blueprint-taxi_replay", "blueprint-taxi_replay-monitoring"} <= set(bag.dag_ids)
+    specs = [load_spec(path, check_data=False) for path in spec_files(REPO_ROOT / "config")]
+    assert {spec.name for spec in specs} >= {"taxi", "taxi_replay"}
+    assert {f"blueprint-{spec.name}" for spec in specs} <= set(bag.dag_ids), "a spec without its DAG"
+    assert "blueprint-taxi_replay-monitoring" in bag.dag_ids
     for stat in bag.dagbag_stats:
         assert stat.duration.total_seconds() < 30, f"{stat.file} took {stat.duration} to import"
     training = bag.get_dag("blueprint-taxi")
@@ -93,15 +110,46 @@ def test_dag_files_import_quickly_and_cleanly(airflow_db):
     assert {"window_spans", "train"} <= set(bag.get_dag("blueprint-taxi_replay").params)
 
 
-def test_a_broken_dag_file_does_not_take_the_others_down(tmp_path, airflow_db):
-    from airflow.models import DagBag
+def test_a_broken_spec_is_its_own_import_error_and_the_other_dags_load(
+    tmp_path, taxi_slice, airflow_db, monkeypatch, capsys
+):
+    """What the UI and the REST API show is the DAG processor's record (`ParseImportError`), which the
+    real processor writes here; `airflow dags list-import-errors` parses the folder itself."""
+    import logging
 
-    shutil.copy(REPO_ROOT / "dags" / "taxi.py", tmp_path / "taxi.py")
-    (tmp_path / "broken.py").write_text("from airflow import DAG\nraise RuntimeError('broken dag file')\n")
-    bag = DagBag(dag_folder=str(tmp_path), include_examples=False)
-    assert list(bag.import_errors) == [str(tmp_path / "broken.py")]
-    assert "broken dag file" in next(iter(bag.import_errors.values()))
-    assert "blueprint-taxi" in bag.dag_ids
+    from airflow.cli.commands.dag_command import dag_list_import_errors
+    from airflow.dag_processing.processor import DagFileProcessor
+    from airflow.models import DagBag, DagModel
+    from airflow.models.errors import ParseImportError
+    from airflow.utils.session import create_session
+
+    config = tmp_path / "config"
+    write_taxi_spec(config, taxi_slice, name="good").rename(config / "good.yaml")
+    broken = write_taxi_spec(config, taxi_slice, name="wine", task="ranking").rename(config / "wine.yaml")
+    twin = write_taxi_spec(config, taxi_slice, name="good").rename(config / "twin.yml")
+    write_taxi_spec(config, taxi_slice, name="draft", task="ranking").rename(config / "_draft.yaml")
+    monkeypatch.setenv(CONFIG_VARIABLE, str(config))
+    dag_file = str(REPO_ROOT / "dags" / "blueprint.py")
+
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"), include_examples=False)
+    assert set(bag.import_errors) == {str(broken), str(twin)}, "the draft is skipped, each failure is its own"
+    assert f"{broken}: field 'task': unknown task type 'ranking'" in bag.import_errors[str(broken)]
+    assert "good.yaml already builds the DAG blueprint-good" in bag.import_errors[str(twin)]
+    assert set(bag.dag_ids) == {"blueprint-good"} and bag.get_dag("blueprint-good").fileloc == dag_file
+
+    processor = DagFileProcessor(dag_ids=None, dag_directory=str(REPO_ROOT / "dags"), log=logging.getLogger())
+    assert processor.process_file(dag_file, callback_requests=[])[:2] == (1, 2)
+    with create_session() as session:
+        recorded = {e.filename: e.stacktrace for e in session.query(ParseImportError)}
+        model = session.query(DagModel).filter(DagModel.dag_id == "blueprint-good").one()
+        assert (model.is_active, model.has_import_errors) == (True, False), "the good DAG can be scheduled"
+    assert "unknown task type 'ranking'" in recorded[str(broken)] and dag_file not in recorded
+
+    with pytest.raises(SystemExit):
+        dag_list_import_errors(Namespace(subdir=str(REPO_ROOT / "dags"), output="json", verbose=False))
+    listed = {entry["filepath"]: entry["error"] for entry in json.loads(capsys.readouterr().out)}
+    assert set(listed) == {str(broken), str(twin)}
+    assert "field 'task'" in listed[str(broken)]
 
 
 def test_training_dag_tasks_follow_the_pipeline(stream):
@@ -111,8 +159,11 @@ def test_training_dag_tasks_follow_the_pipeline(stream):
     spec, paths, _, root = stream
     dag = training_dag(spec, root / "home")
     components = create_pipeline(spec, paths).components
-    assert set(dag.task_ids) == {c.id for c in components} | {TRAINING_GATE, CHOOSE_SPAN_TASK}
+    assert set(dag.task_ids) == {c.id for c in components} | {TRAINING_GATE, CHOOSE_SPAN_TASK, NOTE_TASK}
     assert set(COMPONENT_NODES) <= set(dag.task_ids)
+    note = dag.get_task(NOTE_TASK)
+    assert note.trigger_rule == "all_done" and not note.downstream_task_ids
+    assert note.get_flat_relative_ids(upstream=True) == set(dag.task_ids) - {NOTE_TASK}, "not the last task"
     for component in components:
         upstream = dag.get_task(component.id).upstream_task_ids - {TRAINING_GATE, CHOOSE_SPAN_TASK}
         assert upstream == {node.id for node in component.upstream_nodes}, component.id
@@ -124,12 +175,31 @@ def test_training_dag_tasks_follow_the_pipeline(stream):
     assert order.index("Evaluator") < order.index("ModelExporter") < order.index("Pusher")
 
 
+def test_the_dags_docs_show_the_model_not_the_code(stream):
+    from pipelines.airflow.dags import monitoring_dag, training_dag
+
+    spec, _, _, root = stream
+    doc = training_dag(spec, root / "home").doc_md
+    assert doc.startswith(f"## {spec.name}\n\n{spec.description}\n") and "pipelines/" not in doc
+    assert "| label | `big_tipper` |" in doc and "| task | binary |" in doc
+    assert "| metric | `auc` >= 0.7 on the test split, and beat the dumb baseline |" in doc
+    assert (
+        "| training | on demand (*Trigger DAG w/ config*), when the monitoring DAG finds a new span |" in doc
+    )
+    assert "| monitoring | `@daily` |" in doc
+    assert "| in service | nothing yet: no version has been pushed |" in doc
+    assert "checks each new span" in monitoring_dag(spec, root / "home").doc_md
+
+
 def test_training_dag_trains_and_pushes_with_the_form_values(stream, pool):
     header, rows = pool
     spec, paths, airflow, _ = stream
     assert land(stream, "first", header, rows[:2500]) == 1
     refused = airflow.train_task_states({"epochs": 2, "reason": "before any check"})
     assert refused["choose_span"] == "failed" and refused["CsvExampleGen"] == "upstream_failed"
+    state, note, _ = last_run(pipeline_name(spec))
+    assert state == "failed" and refused[NOTE_TASK] == "failed", "the note task keeps a failed run failed"
+    assert note.startswith("Failed at choose_span: no landed span has passed the bad-data and drift check")
     assert ingested_spans(paths) == set(), "a span the monitoring DAG has not checked was ingested"
     state, queued = airflow.check()
     assert state == "success" and queued == [{"span": 1, "train": True, "reason": queued[0]["reason"]}]
@@ -142,6 +212,28 @@ def test_training_dag_trains_and_pushes_with_the_form_values(stream, pool):
         (Path(production.model_uri).parent.parent / "model_run").glob("*/history.json").__next__().read_text()
     )
     assert len(history["loss"]) == 2, "the trigger form's epochs did not reach the Trainer"
+    state, note, run_id = last_run(pipeline_name(spec))
+    run = results.run_summary(paths.metadata_config(), pipeline_name(spec), run_id)
+    version = versions(paths.serving_dir)[0]
+    assert state == "success" and note.startswith(
+        f"Blessed: test auc {run.metrics['auc']:.4f} (goal auc >= 0.7)"
+    )
+    assert f"Pushed version {version} to {paths.serving_dir / version}." in note
+    assert f"Report: {run.report_path}" in note and Path(run.report_path).is_file()
+    assert "span 1" in note and note.endswith("Reason: first model")
+
+
+def test_the_dags_docs_show_the_version_in_service_and_its_report(stream):
+    from pipelines.airflow.dags import training_dag
+
+    spec, paths, _, root = stream
+    run = results.run_summary(paths.metadata_config(), pipeline_name(spec), last_run(pipeline_name(spec))[2])
+    doc = training_dag(spec, root / "home").doc_md
+    version = versions(paths.serving_dir)[0]
+    assert (
+        f"| in service | version {version} (since " in doc and f"test auc {run.metrics['auc']:.4f} |" in doc
+    )
+    assert f"| report | `{run.report_path}` |" in doc
 
 
 def test_a_span_from_the_same_distribution_is_ingested_without_retraining(stream, pool):
@@ -162,6 +254,11 @@ def test_a_span_from_the_same_distribution_is_ingested_without_retraining(stream
     gated = ("span_window_resolver", "Transform", "Trainer", "ModelExporter", "Pusher")
     assert {states[task] for task in gated} == {"skipped"}
     assert span in ingested_spans(paths), "the accepted span is in MLMD for later windows"
+    state, note, _ = last_run(pipeline_name(spec))
+    assert state == "success" and states[NOTE_TASK] == "success"
+    assert note.startswith(
+        f"Ingested span {span} without training (train off): nothing trained, nothing pushed."
+    )
     assert serving_snapshot(paths.serving_dir) == served
 
 

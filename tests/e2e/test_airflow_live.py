@@ -23,6 +23,7 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
+from pipelines.airflow.dags import CONFIG_VARIABLE
 from pipelines.airflow.profile import AirflowServices, profile_environment
 from pipelines.paths import MYSQL_PASSWORD_VARIABLE, MYSQL_USER_VARIABLE, MYSQL_VARIABLE, RunPaths
 from pipelines.workflow import results
@@ -71,7 +72,8 @@ def databases():
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, taxi_slice, databases):
-    """Airflow started from the production profile, with one thin DAG file for a small taxi spec."""
+    """Airflow started from the production profile, with the repo's DAG file on a config folder that
+    holds one small taxi spec."""
     root = tmp_path_factory.mktemp("live")
     # The checks need a push, not device models: no TFLite or TF.js conversions.
     spec_file = write_taxi_spec(
@@ -79,12 +81,6 @@ def live(tmp_path_factory, taxi_slice, databases):
         taxi_slice,
         schedule={"training": None, "retries": 0},
         deployment={"tflite": [], "tfjs": []},
-    )
-    dags = root / "dags"
-    dags.mkdir()
-    (dags / "taxi_live.py").write_text(
-        "from pipelines.airflow.dags import dags_for_spec\n\n"
-        f"globals().update(dags_for_spec({str(spec_file)!r}))\n"
     )
     outside = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}  # conftest's SQLite
     base = dict(
@@ -100,7 +96,7 @@ def live(tmp_path_factory, taxi_slice, databases):
         **{MYSQL_PASSWORD_VARIABLE: ""},  # MariaDB's root here has none; said so explicitly
     )
     env = profile_environment("production", base=base)
-    env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
+    env[CONFIG_VARIABLE] = str(spec_file.parent)
     services = AirflowServices(env)
     password = secrets.token_urlsafe(16)
     commands = CommandLines()
@@ -178,6 +174,8 @@ def test_two_triggers_at_once_run_one_after_the_other_and_push_once(live):
     assert set(states.values()) == {"success"}
     assert run["conf"] == conf
     assert len(versions(paths.serving_dir)) == 1
+    assert run["note"].startswith("Blessed: test auc "), run["note"]
+    assert f"Pushed version {versions(paths.serving_dir)[0]} to " in run["note"]
     with mock.patch.dict(os.environ, {name: env[name] for name in MLMD_VARIABLES}):
         store = results.open_store(paths.metadata_config())
     production = results.production_model(store, DAG_ID)
@@ -187,6 +185,7 @@ def test_two_triggers_at_once_run_one_after_the_other_and_push_once(live):
     second = wait_for_run(live, second_id)
     assert second["state"] == "success", "the second run, once it started, completed"
     assert versions(paths.serving_dir) == [production.version], "nothing new to push: all cached"
+    assert f"Nothing new pushed: version {production.version} stays in service." in second["note"]
 
 
 def seen_while_first_runs(live, first_id: str, second_id: str) -> list[str]:
