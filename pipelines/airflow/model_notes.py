@@ -14,6 +14,7 @@ from pathlib import Path
 
 from components.core.spec import ProblemSpec
 from pipelines.paths import RunPaths, mysql_settings, pipeline_name
+from pipelines.workflow.errors import innermost_message
 
 ERROR_KEY = "error"
 NOTE_LIMIT = 1000  # DagRunNote.content is a String(1000)
@@ -23,18 +24,6 @@ _ERROR_LIMIT = 400  # of one task's message in a note
 def record_failure(context: dict) -> None:
     """A task's failure callback: keeps its message (the innermost of the exception's chain) in XCom."""
     context["ti"].xcom_push(key=ERROR_KEY, value=innermost_message(context.get("exception")))
-
-
-def innermost_message(error: BaseException | str | None) -> str:
-    """The most specific message of an exception chain (TFX wraps executor errors)."""
-    if error is None or isinstance(error, str):
-        return error or "no message"
-    seen, message = set(), ""
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        message = str(error) or type(error).__name__
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
-    return message
 
 
 def failure_note(failures: list[tuple[str, str]]) -> str:

@@ -76,7 +76,12 @@ def serving_status(paths: RunPaths) -> dict | None:
     }
     if _has_metadata(paths):
         config, pipeline = paths.metadata_config(), pipeline_name_for(model)
-        run = results.run_summary(config, pipeline, status["run_id"]) if status["run_id"] else None
+        # A version pushed from Airflow has no run id in its manifest: found through the Pusher's output.
+        run = (
+            results.run_summary(config, pipeline, status["run_id"])
+            if status["run_id"]
+            else results.pushing_run(config, pipeline, str(version))
+        )
         if run is not None:
             status["metrics"], status["report"] = run.metrics, run.report_path
         if status["spans"] is None and source.get("model_artifact_id"):

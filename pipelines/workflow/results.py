@@ -67,7 +67,8 @@ def executions_by_node(store: mlmd.MetadataStore, pipeline_name: str) -> dict[st
 def latest_run(
     metadata: str | Path | metadata_store_pb2.ConnectionConfig, pipeline_name: str
 ) -> RunSummary | None:
-    """The newest pipeline run's summary, or None when the pipeline never ran.
+    """The newest pipeline run's summary, or None when the pipeline never ran: a run of the CLI
+    (LocalDagRunner) or of Airflow (TFX's older layout, see `run_summary`), whichever is newer.
 
     `metadata` is what the pipeline was given (`RunPaths.metadata_config()`): a SQLite path only
     finds runs when MLMD is in that file."""
@@ -76,7 +77,9 @@ def latest_run(
         c
         for c in store.get_contexts_by_type("pipeline_run")
         if any(p.name == pipeline_name for p in store.get_parent_contexts_by_context(c.id))
-    ] or store.get_contexts_by_type("pipeline_run")
+    ]
+    runs += [c for c in store.get_contexts_by_type("run") if c.name.startswith(f"{pipeline_name}.")]
+    runs = runs or store.get_contexts_by_type("pipeline_run")
     if not runs:
         return None
     return _summary(store, max(runs, key=lambda c: (c.create_time_since_epoch, c.id)), pipeline_name)

@@ -236,6 +236,21 @@ def test_the_dags_docs_show_the_version_in_service_and_its_report(stream):
     assert f"| report | `{run.report_path}` |" in doc
 
 
+def test_status_shows_the_version_airflow_pushed_with_its_run(stream):
+    """TFX's Airflow launcher gives executors no run id (the manifest has none): `status` finds the run
+    that pushed the version through ML Metadata, and the newest run among Airflow's."""
+    from pipelines.ops import status
+
+    spec, paths, _, _ = stream
+    run_id = last_run(pipeline_name(spec))[2]
+    run = results.run_summary(paths.metadata_config(), pipeline_name(spec), run_id)
+    report = status.model_status(spec.name, paths.home)
+    version = versions(paths.serving_dir)[0]
+    assert report["serving"]["version"] == int(version) and report["serving"]["run_id"] is None
+    assert report["serving"]["metrics"] == run.metrics and report["serving"]["report"] == run.report_path
+    assert report["last_run"]["run_id"] == run.run_id and report["last_run"]["pushed_version"] == version
+
+
 def test_a_span_from_the_same_distribution_is_ingested_without_retraining(stream, pool):
     header, rows = pool
     spec, paths, airflow, _ = stream

@@ -6,6 +6,7 @@ from __future__ import annotations
 from components.core.spec import load_spec
 from pipelines.airflow import model_notes
 from pipelines.paths import RunPaths
+from pipelines.workflow.errors import innermost_message
 from pipelines.workflow.results import RunSummary
 from tests.helpers.data import TAXI_SPEC
 
@@ -61,8 +62,8 @@ def test_the_innermost_message_of_a_chain_is_kept():
         except ValueError as error:
             raise RuntimeError("executor failed") from error
     except RuntimeError as error:
-        assert model_notes.innermost_message(error) == "column 'fare' holds text"
-    assert model_notes.innermost_message(None) == "no message"
+        assert innermost_message(error) == "column 'fare' holds text"
+    assert innermost_message(None) == "no message"
 
 
 def test_the_docs_of_a_model_with_nothing_in_service(tmp_path):
