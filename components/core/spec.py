@@ -351,9 +351,22 @@ class PreprocessingSpec(_Strict):
 
 
 class RetrainSpec(_Strict):
-    """When a new span makes the monitoring DAG trigger training (drift over threshold always does)."""
+    """When a new span makes the monitoring DAG trigger training (drift over threshold always does).
+
+    A span that carries labels is also scored by the model in service: a drop of the spec's metric beyond
+    `quality_drop` against the test metric it was blessed with triggers training even when no feature
+    drifted (concept drift). `max_age_days`: a model in service older than that triggers training.
+    """
 
     on_new_span: bool = False
+    quality_drop: Annotated[float, Field(gt=0)] = Field(
+        0.05,
+        description="how much worse the model in service may score on a labelled span than on its test "
+        "split: a difference for a metric in [0, 1] (auc, accuracy), a fraction of it for mse and mae",
+    )
+    max_age_days: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="retrain a model in service older than this many days; empty: never for age"
+    )
 
 
 TFLITE_VARIANTS = ("float32", "dynamic", "int8")
@@ -399,6 +412,35 @@ class DeploymentSpec(_Strict):
     tfjs: list[TfjsVariant] = Field(default_factory=lambda: ["float32", "uint8"])
     pruning: PruningSpec | None = None
     parity: ParitySpec = ParitySpec()
+    max_latency_ms: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="target (serving, tflite-int8, tfjs-uint8, ...) -> the most its p50 single-example "
+        "latency may be; a target over it is not pushed",
+    )
+    max_size_kb: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="target -> the most its files may weigh (kB, 1000 bytes)"
+    )
+    max_slowdown: Annotated[float, Field(ge=1)] | None = Field(
+        None,
+        description="the most a target's p50 latency may be, as a multiple of the same target's in the "
+        "version in service (1.5: at most 50% slower); empty: no limit",
+    )
+
+    @property
+    def target_names(self) -> list[str]:
+        """serving, then tflite-<variant> and tfjs-<variant> for every device model built."""
+        return ["serving", *(f"tflite-{v}" for v in self.tflite), *(f"tfjs-{v}" for v in self.tfjs)]
+
+    @model_validator(mode="after")
+    def _budgets_name_built_targets(self) -> DeploymentSpec:
+        for field in ("max_latency_ms", "max_size_kb"):
+            unknown = sorted(set(getattr(self, field)) - set(self.target_names))
+            if unknown:
+                raise ValueError(
+                    f"field 'deployment.{field}': {', '.join(unknown)} is not a target this spec builds; "
+                    f"use {', '.join(self.target_names)}"
+                )
+        return self
 
     @field_validator("tflite", "tfjs")
     @classmethod
