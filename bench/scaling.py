@@ -5,8 +5,9 @@
 The 15,002 shipped trips are written `factor` times (the original, then copies whose fare, miles,
 seconds and tips carry 3% noise) and the pipeline runs once per size in a fresh home, as a whole
 `python -m pipelines run` process. A sampler reads the resident memory of that process and all its
-children every 0.25 s; each sample is charged to the component the run's progress lines say is
-running. Prints per-component wall time and peak memory for each size, then one JSON line.
+children every 0.25 s; each sample is charged to the component whose progress line comes next (the one
+running; the first also carries the imports). Prints per-component wall time and peak memory for each
+size, then one JSON line.
 Targets (issue 7): 100x completes with peak memory under 8 GB, in at most 30x the 1x time.
 """
 
@@ -58,7 +59,7 @@ class Measured:
     def __init__(self, config: Path, home: Path):
         self.seconds: dict[str, float] = {}
         self.peak: dict[str, int] = {}
-        self.current = "startup"
+        self.since_last = 0  # peak memory since the last component finished
         self.run_peak = 0
         self.lines: list[str] = []
         started = time.perf_counter()
@@ -83,11 +84,9 @@ class Measured:
         if not found:
             return
         node, event, _, seconds = found.groups()
-        if event == "started":
-            self.current = node
-        else:
+        if event == "finished":  # the run prints one line per component, when it finishes
             self.seconds[node] = float(seconds)
-            self.current = "between components"
+            self.peak[node], self.since_last = self.since_last, 0
 
     def _sample(self) -> None:
         watched = psutil.Process(self.process.pid)
@@ -96,7 +95,7 @@ class Measured:
                 rss = tree_rss(watched)
             except psutil.NoSuchProcess:
                 return
-            self.peak[self.current] = max(self.peak.get(self.current, 0), rss)
+            self.since_last = max(self.since_last, rss)  # charged to the next component to finish
             self.run_peak = max(self.run_peak, rss)
             time.sleep(SAMPLE_SECONDS)
 

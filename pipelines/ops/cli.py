@@ -10,7 +10,9 @@ import traceback
 from pathlib import Path
 
 from components.core.spec import ProblemSpec, SpecError, load_spec
+from pipelines import settings
 from pipelines.paths import DEFAULT_HOME, MetadataConfigError, RunPaths, mysql_settings
+from pipelines.workflow.errors import innermost_message
 
 EXIT_FAILED = 1
 EXIT_BAD_SPEC = 2
@@ -40,29 +42,17 @@ def run_training(
     paths = RunPaths.for_spec(spec.name, home)
     progress.quiet_libraries(verbose)
     pipeline = training.create_pipeline(spec, paths, beam_args=beam_args, enable_cache=enable_cache)
-    with progress.track_components() as tracker:
+    with progress.track_components(spec=spec) as tracker:
         try:
             LocalDagRunner().run(pipeline)
         except Exception as error:  # noqa: BLE001 - turned into one readable message
             where = tracker.current or "the pipeline"
-            raise RunFailed(f"{where} failed: {explain(error)}") from error
+            raise RunFailed(f"{where} failed: {innermost_message(error)}") from error
     # Where the pipeline wrote: MySQL when BLUEPRINT_MLMD_MYSQL says so, not always the SQLite file.
     summary = results.latest_run(paths.metadata_config(), training.pipeline_name(spec))
     if summary is None:
         raise RunFailed("the run left no record in ML Metadata")
     return summary
-
-
-def explain(error: BaseException) -> str:
-    """The most specific message in an exception chain (TFX wraps executor errors)."""
-    messages = []
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        messages.append(f"{error}" if str(error) else type(error).__name__)
-        # `raise ... from None` hides the context from tracebacks; it is hidden here too.
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
-    return messages[-1] if messages else "unknown error"
 
 
 def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -> None:
@@ -181,14 +171,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"  tuning:   capacity sweep and {spec.tuning.search} search within "
             f"{spec.tuning.budget_minutes:g} min (tuning.budget_minutes) or {spec.tuning.trials} trials"
         )
+    beam = settings.beam_settings(spec, args.beam_profile)
+    print(f"  beam:     {' '.join(beam.pipeline_args())}")
+    from pipelines.ops import run_log
+
+    # Everything the libraries print goes to one log per run (TensorFlow is imported inside).
+    log = run_log.log_path(spec.name, args.home)
     try:
-        summary = run_training(spec, args.home, enable_cache=not args.no_cache, verbose=args.verbose)
+        with run_log.capture(log, verbose=args.verbose, title=" ".join(sys.argv)):
+            summary = run_training(
+                spec,
+                args.home,
+                enable_cache=not args.no_cache,
+                verbose=args.verbose,
+                beam_args=settings.beam_args(spec, args.beam_profile),
+            )
     except RunFailed as failure:
         if args.verbose:
             traceback.print_exc()
-        print(f"\nRun stopped: {failure}", file=sys.stderr)
+        print(f"\nRun stopped: {failure}\n  log:      {log}", file=sys.stderr)
         return EXIT_FAILED
     print_summary(summary, spec, RunPaths.for_spec(spec.name, args.home), time.monotonic() - started)
+    print(f"  log:      {log}  (what the libraries printed; --verbose shows it live)")
     return 0
 
 
@@ -221,7 +225,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"No span has landed under {landing.landing_folder(spec)}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        report = monitoring.check_span(spec, paths, span)
+        report = monitoring.check_span(spec, paths, span, beam_profile=args.beam_profile)
     except (monitoring.BadSpanError, landing.LandingError) as error:
         print(f"Check failed: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -281,6 +285,41 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pipelines.ops import predict, progress
+
+    progress.quiet_libraries()
+    spec = load_spec(args.config, check_data=False)
+    paths = RunPaths.for_spec(spec.name, args.home)
+    keep = [column.strip() for column in args.keep.split(",") if column.strip()] if args.keep else None
+    try:
+        scored = predict.predict_file(
+            spec, paths, Path(args.input), Path(args.output), args.target, args.version, keep
+        )
+    except predict.PredictError as error:
+        print(f"Not scored, nothing written: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    served = scored.served
+    print(
+        f"Scored {scored.rows} row(s) of {args.input} with '{served.model}' version {served.version} "
+        f"({served.target_name}) -> {scored.output}"
+    )
+    print(f"  added: {', '.join(scored.added)}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from pipelines.ops import progress, status
+
+    progress.quiet_libraries()
+    names = [load_spec(path, check_data=False).name for path in args.config or []]
+    report = status.status(Path(args.home), names)
+    print(json.dumps(report, indent=1) if args.json else status.text(report))
+    return 0
+
+
 def _cmd_airflow(args: argparse.Namespace) -> int:
     from pipelines.airflow import profile as airflow_profile
 
@@ -293,6 +332,12 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
 
+BEAM_PROFILE_HELP = (
+    "where the Beam components run: a profile of config/beam/ (direct, direct-all-cores, portable, flink, "
+    "spark, dataflow) or a YAML file; replaces the spec's `beam` section"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -300,7 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="problem spec (YAML), e.g. config/taxi.yaml")
     run.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep artifacts (build/)")
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
-    run.add_argument("--verbose", action="store_true", help="show TFX's logs and full tracebacks")
+    run.add_argument(
+        "--verbose", action="store_true", help="show the run's log (TFX's, TensorFlow's output) live"
+    )
+    run.add_argument("--beam-profile", help=BEAM_PROFILE_HELP)
     run.set_defaults(handler=_cmd_run)
     validate = commands.add_parser("validate", help="check a problem spec and its data header")
     validate.add_argument("--config", required=True)
@@ -314,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", required=True)
     check.add_argument("--home", default=str(DEFAULT_HOME))
     check.add_argument("--span", type=int, help="span number (default: the newest)")
+    check.add_argument("--beam-profile", help=BEAM_PROFILE_HELP)
     check.set_defaults(handler=_cmd_check)
     rollback = commands.add_parser(
         "rollback",
@@ -330,6 +379,35 @@ def build_parser() -> argparse.ArgumentParser:
         "rolled back from)",
     )
     rollback.set_defaults(handler=_cmd_rollback)
+    predict = commands.add_parser(
+        "predict", help="score a CSV file with the model in service (or --version, --target)"
+    )
+    predict.add_argument("--config", required=True, help="problem spec (YAML)")
+    predict.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep their outputs")
+    predict.add_argument("--input", required=True, metavar="FILE.csv", help="the rows to score")
+    predict.add_argument(
+        "--output", required=True, metavar="OUT.csv", help="written whole at the end, or not at all"
+    )
+    predict.add_argument(
+        "--target",
+        default=None,
+        help="serving (the SavedModel, default) or a device target of the version: tflite-float32, "
+        "tflite-dynamic, tflite-int8, tfjs-float32, tfjs-uint8 (as the spec's `deployment` builds them)",
+    )
+    predict.add_argument("--version", type=int, default=None, help="a pushed version (default: in service)")
+    predict.add_argument(
+        "--keep", metavar="COLS", help="comma-separated input columns to copy to the output (default: all)"
+    )
+    predict.set_defaults(handler=_cmd_predict)
+    status = commands.add_parser(
+        "status", help="the version in service, its history, the last drift check and run, per model"
+    )
+    status.add_argument(
+        "--config", action="append", help="problem spec (YAML; repeatable; default: every model in --home)"
+    )
+    status.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep their outputs")
+    status.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    status.set_defaults(handler=_cmd_status)
     page = commands.add_parser("page", help="serve the TF.js page for the model in service on 127.0.0.1")
     page.add_argument("--config", required=True, help="problem spec (YAML)")
     page.add_argument("--home", default=str(DEFAULT_HOME))

@@ -165,7 +165,8 @@ def assert_metadata_consistent(paths: RunPaths) -> None:
 def test_a_run_killed_during_transform_resumes_from_the_cache(setup):
     spec_path, spec, paths, _ = setup
     run = PipelineProcess(spec_path, paths.home)
-    run.kill_when(lambda: run.said("Transform: started"), then_wait=4.0)
+    # One progress line per component, when it finishes: Transform runs right after ExampleValidator.
+    run.kill_when(lambda: run.said("ExampleValidator: finished"), then_wait=4.0)
     assert not run.said("Transform: finished"), "the kill came after Transform"
     assert completed(paths, spec).get("Transform", 0) == 0
     assert_metadata_consistent(paths)
@@ -175,7 +176,7 @@ def test_a_run_killed_during_transform_resumes_from_the_cache(setup):
 def test_a_run_killed_during_the_trainer_keeps_transform(setup):
     spec_path, spec, paths, _ = setup
     run = PipelineProcess(spec_path, paths.home)
-    run.kill_when(lambda: run.said("Trainer: started"), then_wait=3.0)
+    run.kill_when(lambda: run.said("Transform: finished"), then_wait=3.0)  # the Trainer runs next
     assert not run.said("Trainer: finished"), "the kill came after the Trainer"
     for node in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"):
         assert run.said(f"{node}: finished (cached"), f"{node} ran again after the first kill"

@@ -6,6 +6,9 @@ here run again in its home, and compare with what its first run left."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -29,7 +32,7 @@ from components.scoring.examples import to_raw_inputs, to_tf_example
 from pipelines.ops.cli import RunFailed, run_training
 from pipelines.paths import RunPaths
 from pipelines.workflow import results, training
-from tests.helpers.data import SAVED_AS, TAXI_SPEC, save_as
+from tests.helpers.data import REPO_ROOT, SAVED_AS, TAXI_SPEC, save_as
 from tests.helpers.pipeline_runs import (
     COMPONENT_NODES,
     SMALL_TRAINING,
@@ -160,6 +163,61 @@ def test_second_run_without_changes_executes_and_pushes_nothing(first_run, spec,
     assert set(second.cached) >= set(COMPONENT_NODES)
     assert complete_executions(paths, spec) == counts_before, "the second run executed a component"
     assert second.pushed_new is False
+    assert serving_snapshot(paths.serving_dir) == before
+
+
+# What libraries print, never on the console of a run: TensorFlow's CUDA factory errors and native
+# log lines (absl's C++ prefixes), the TF.js converter, absl's Python records, Keras's epochs.
+CHATTER = ("cuFFT", "cuDNN", "cuBLAS", "auto converted", "W0000", "I0000", "absl", "Epoch ", "Traceback")
+PROGRESS_LINE = re.compile(r"^\[\s*\d+\.\ds\] (\w+): ")
+
+
+def run_log_of(stdout: str) -> Path:
+    """The run's log, as the summary names it."""
+    line = next(line for line in stdout.splitlines() if line.startswith("  log:"))
+    return Path(line.split()[1])
+
+
+def test_the_cli_shows_one_line_per_component_and_logs_what_the_libraries_print(served_taxi):
+    stdout = served_taxi.stdout
+    for chatter in CHATTER:
+        assert chatter not in stdout, (chatter, stdout)
+    before_summary = stdout.split("\nRun ")[0].splitlines()
+    progress = [line for line in before_summary if PROGRESS_LINE.match(line)]
+    header = [line for line in before_summary if not PROGRESS_LINE.match(line)]
+    assert all(line.startswith(("Blueprint:", "  ", "warning:")) for line in header), header
+    finished = [PROGRESS_LINE.match(line)[1] for line in progress if ": finished (" in line]
+    assert sorted(finished) == sorted(COMPONENT_NODES), progress  # one line each, resolvers aside
+    assert {PROGRESS_LINE.match(line)[1] for line in progress} <= set(COMPONENT_NODES), progress
+    trainer = next(line for line in progress if "Trainer: finished" in line)
+    assert re.search(r"\d+ epochs, val_auc 0\.\d{4}$", trainer), trainer
+    log = run_log_of(stdout)
+    assert log.parent == served_taxi.paths.home / "logs" / served_taxi.spec.name
+    text = log.read_text()
+    assert "Component Transform is finished" in text  # TFX's absl records
+    assert "Epoch 1/" in text  # Keras's Python prints
+    assert "W0000" in text and "tf_tfl_flatbuffer_helpers" in text  # the TFLite converter's C++ log
+    assert "---- Blueprint" in text and "Trainer: finished" in text  # where each component ends
+
+
+def test_verbose_shows_the_log_live(first_run, served_taxi, paths):
+    """A second run of the served spec (every component cached) with --verbose: what goes to the log
+    is on the console as well."""
+    before = serving_snapshot(paths.serving_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "--config", str(served_taxi.spec_path)]
+        + ["--home", str(paths.home), "--verbose"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = run_log_of(done.stdout)
+    assert log != run_log_of(served_taxi.stdout), "each run has a log of its own"
+    text = log.read_text()
+    for line in ("Component Transform is finished", "---- Blueprint", "Transform: finished (cached"):
+        assert line in text and line in done.stdout, line
     assert serving_snapshot(paths.serving_dir) == before
 
 
