@@ -136,7 +136,7 @@ def eval_config(spec: ProblemSpec) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[model_spec],
         slicing_specs=[tfma.SlicingSpec()]
-        + [tfma.SlicingSpec(feature_keys=[feature]) for feature in spec.evaluation.slices],
+        + [tfma.SlicingSpec(feature_keys=[feature]) for feature in spec.evaluation.sliced_features],
         metrics_specs=[metrics_spec],
     )
 

@@ -266,6 +266,20 @@ class EvaluationSpec(_Strict):
         "than this (absolute for AUC/accuracy-like metrics, relative for mse/mae)",
     )
     slices: list[str] = Field(default_factory=list, description="features to break the test metrics down by")
+    slice_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="column -> the value of the spec's metric every slice of it (each of its values) must "
+        "reach on the test split, as the whole split must reach metric.threshold; a model with a slice "
+        "below it is not blessed (the DumbBaselineGate checks it)",
+    )
+    slice_min_rows: PositiveInt = Field(
+        30, description="slices with fewer test rows are too small to judge: not gated"
+    )
+
+    @property
+    def sliced_features(self) -> list[str]:
+        """The features the test metrics are broken down by: `slices`, then the gated ones."""
+        return list(dict.fromkeys([*self.slices, *self.slice_thresholds]))
 
     @property
     def fold_count(self) -> int:
@@ -406,6 +420,8 @@ class DeploymentSpec(_Strict):
 
     tflite: float32, dynamic (dynamic-range quantized weights), int8 (full-integer, calibrated on
     training rows). tfjs: graph models with float32, float16 or uint8 weights. Empty lists build nothing.
+    max_latency_ms, max_size_kb, max_slowdown: compute gates the ModelExporter checks after parity; a
+    target failing one is not pushed, and a SavedModel (`serving`) failing one means nothing is pushed.
     """
 
     tflite: list[TfliteVariant] = Field(default_factory=lambda: list(TFLITE_VARIANTS))
@@ -699,6 +715,7 @@ def check_against_data(spec: ProblemSpec, path: Path) -> list[str]:
         ("exclude", spec.exclude),
         ("drift.features", list(spec.drift.features)),
         ("evaluation.slices", spec.evaluation.slices),
+        ("evaluation.slice_thresholds", list(spec.evaluation.slice_thresholds)),
     )
     for field, names in named:
         for name in names:

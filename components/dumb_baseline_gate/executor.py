@@ -28,6 +28,7 @@ from components.core.artifacts import (
 from components.core.spec import ProblemSpec, TaskType
 from components.dumb_baseline_gate.importance import feature_importance
 from components.dumb_baseline_gate.simple_model import SimpleModelComparison, compare_with_trees
+from components.dumb_baseline_gate.slices import SliceCheck, failures_message, slice_checks
 from components.scoring import metrics, parity
 from components.scoring.metrics import prediction_arrays, task_arrays
 from components.scoring.runtimes import TensorFlowRuntime
@@ -142,8 +143,12 @@ class Executor(base_executor.BaseExecutor):
             )
             == 1
         )
-        blessed = evaluator_blessed and comparison.statistical_power
+        slices = slice_checks(spec, parsed, labels, predictions)
+        slice_failures = failures_message(spec, slices)
+        blessed = evaluator_blessed and comparison.statistical_power and not slice_failures
         logging.info("Dumb baseline: %s; blessed: %s", comparison.message, blessed)
+        if slice_failures:
+            logging.warning("Slices below their floor: %s", slice_failures)
 
         out = artifact_utils.get_single_instance(output_dict[TEST_PREDICTIONS_KEY])
         np.savez_compressed(
@@ -165,6 +170,8 @@ class Executor(base_executor.BaseExecutor):
             blessed,
             evaluator_blessed,
             simple,
+            slices,
+            slice_failures,
         )
 
 
@@ -188,11 +195,17 @@ def write_blessing(
     blessed: bool,
     evaluator_blessed: bool,
     simple: SimpleModelComparison | None = None,
+    slices: list[SliceCheck] = (),
+    slice_failures: str = "",
 ) -> None:
-    """A ModelBlessing like the Evaluator's (same properties and marker file), plus the comparisons."""
+    """A ModelBlessing like the Evaluator's (same properties and marker file), plus the comparisons and the
+    gated slices (`slice_failures`: the ones below their floor, '' when none)."""
     folder = Path(blessing.uri)
     folder.mkdir(parents=True, exist_ok=True)
     record = {**comparison.to_json(), "evaluator_blessed": evaluator_blessed, "blessed": blessed}
+    record["slices"] = [check.to_json() for check in slices]
+    record["slice_failures"] = slice_failures
+    blessing.set_string_custom_property("slice_failures", slice_failures)
     if simple is not None:
         record["simple_model"] = simple.to_json()
         blessing.set_string_custom_property("simple_model_message", simple.message)

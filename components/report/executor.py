@@ -282,7 +282,7 @@ class ReportBuilder:
         return {"labels": self.labels.tolist(), "predictions": self.predictions.tolist()}
 
     def slices(self) -> list[dict] | None:
-        if not self.spec.evaluation.slices:
+        if not self.spec.evaluation.sliced_features:
             return None
         import tensorflow_model_analysis as tfma
 
@@ -296,7 +296,7 @@ class ReportBuilder:
             count = int(values.pop("example_count", 0))
             found.append({"feature": feature, "value": _text(value), "count": count, "metrics": values})
         kept = []
-        for feature in self.spec.evaluation.slices:
+        for feature in self.spec.evaluation.sliced_features:
             rows = sorted((s for s in found if s["feature"] == feature), key=lambda s: -s["count"])
             kept += rows[:SLICE_VALUES]
         return kept

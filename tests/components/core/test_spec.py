@@ -376,3 +376,10 @@ def test_a_log_label_scale_is_for_regression_only(tmp_path):
     assert "training.numeric_encoding" in error_for(
         write_spec(tmp_path, {"training": {"numeric_encoding": "x"}})
     )
+
+
+def test_a_gated_slice_names_a_column_of_the_data(tmp_path):
+    gated = load_spec(write_spec(tmp_path, {"evaluation": {"slice_thresholds": {"company": 0.8}}}))
+    assert gated.evaluation.sliced_features == ["company"] and gated.evaluation.slice_min_rows == 30
+    message = error_for(write_spec(tmp_path, {"evaluation": {"slice_thresholds": {"compny": 0.8}}}))
+    assert "evaluation.slice_thresholds" in message and "compny" in message
