@@ -197,6 +197,8 @@ def _read_results(store, summary: RunSummary, executions, node_of: dict[int, str
                 summary.power_message = properties["power_message"].string_value
             if "simple_model_message" in properties:
                 summary.simple_model_message = properties["simple_model_message"].string_value
+            if "slice_failures" in properties and properties["slice_failures"].string_value:
+                summary.validation_failures.append(properties["slice_failures"].string_value)
     if report is not None:
         found = _output_artifacts(store, report.id).get("report")
         if found:
