@@ -34,7 +34,8 @@ class AtomicPusher(base_component.BaseComponent):
     it is half-copied. This one fills a hidden temporary folder on the same filesystem (the SavedModel,
     the TFLite and TF.js targets that passed the parity gate, and `manifest.json`) and renames it into
     place, so a version either is complete or does not exist. Then `models.config` and `current.json`
-    make it the version in service for every target.
+    make it the version in service for every target. When the ModelExporter refused the SavedModel
+    itself (a compute gate), nothing is pushed and the version in service stays.
     """
 
     SPEC_CLASS = AtomicPusherSpec

@@ -118,8 +118,21 @@ def build_manifest(
     return manifest
 
 
+def savedmodel_refusal(targets: dict | None) -> str | None:
+    """Why the ModelExporter refused the SavedModel (a compute gate), or None when it may be pushed.
+
+    TF Serving loads a version folder's SavedModel and the device targets live in the same folder, so
+    without the SavedModel there is no version to push: the model in service keeps serving."""
+    if not targets or not targets.get("exported"):
+        return None
+    serving = next((t for t in targets["targets"] if t["target"] == "serving"), None)
+    if serving is None or serving["passed"]:
+        return None
+    return serving["reason"] or "refused by the ModelExporter"
+
+
 def stage_device_targets(device_models_uri: str, manifest: dict, staging: str) -> None:
-    """Copies the targets that passed the parity gate into the staging folder."""
+    """Copies the targets that passed the gates (parity, compute) into the staging folder."""
     for target in manifest["targets"]:
         if not target["pushed"] or not target["path"]:
             continue
@@ -158,6 +171,11 @@ class Executor(pusher_executor.Executor):
         if input_dict.get(DEVICE_MODELS_KEY):
             device_uri = artifact_utils.get_single_uri(input_dict[DEVICE_MODELS_KEY])
             targets = read_targets(device_uri)
+        refusal = savedmodel_refusal(targets)
+        if refusal is not None:
+            logging.warning("Nothing pushed: the SavedModel (serving) is refused: %s", refusal)
+            self._MarkNotPushed(model_push)
+            return
         model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
         source = {
             "pipeline_run_id": self._context.pipeline_run_id if self._context else None,

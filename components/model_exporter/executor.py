@@ -27,10 +27,14 @@ from components.core.artifacts import (
     read_class_names,
 )
 from components.core.spec import ProblemSpec
-from components.model_exporter import converters, page
+from components.model_exporter import converters, gates, page
 from components.modules.signatures import model_variables
 from components.scoring import parity, runtimes
 from components.scoring.parity import TargetReport
+
+# Execution property: the model's serving folder (`<serving root>/<model>`), where the version in service
+# is read for `deployment.max_slowdown`.
+SERVING_DIR_KEY = "serving_dir"
 
 
 def is_blessed(blessings: list[types.Artifact]) -> bool:
@@ -71,7 +75,10 @@ class Executor(base_executor.BaseExecutor):
         model_dir = path_utils.serving_model_path(artifact_utils.get_single_uri(input_dict["model"]))
         tft_output = tft.TFTransformOutput(artifact_utils.get_single_uri(input_dict["transform_graph"]))
         examples = input_dict["examples"]
-        report = TargetExporter(spec, model_dir, tft_output, examples, out_dir, self._get_tmp_dir()).run()
+        serving_dir = exec_properties.get(SERVING_DIR_KEY)
+        served = gates.served_latencies(Path(serving_dir) if serving_dir else None)
+        exporter = TargetExporter(spec, model_dir, tft_output, examples, out_dir, self._get_tmp_dir(), served)
+        report = exporter.run()
         report["spans"] = sorted({custom_int(e, "span") for e in examples})
         report["model_uri"] = artifact_utils.get_single_uri(input_dict["model"])
         (out_dir / TARGETS_FILE).write_text(json.dumps(report, indent=1))
@@ -89,9 +96,12 @@ class TargetExporter:
         examples: list[types.Artifact],
         out_dir: Path,
         tmp_dir: str,
+        served: gates.ServedLatencies | None = None,
     ):
         self.spec, self.model_dir, self.tft_output = spec, model_dir, tft_output
         self.examples, self.out_dir, self.tmp_dir = examples, out_dir, tmp_dir
+        self.served = served or gates.ServedLatencies()
+        self.savedmodel: TargetReport | None = None
         self.calls = spec.deployment.parity.latency_calls
         self.reference = runtimes.TensorFlowRuntime(model_dir)
         self.input_dtypes = self.reference.input_dtypes()
@@ -106,7 +116,8 @@ class TargetExporter:
         self.allowed_loss = parity.allowed_loss(spec, self.reference_metric)
 
     def run(self) -> dict:
-        reports = [self._savedmodel()]
+        self.savedmodel = self._savedmodel()
+        reports = [self.savedmodel]
         for variant in self.spec.deployment.tflite:
             report = TargetReport("tflite", variant, f"tflite/{variant}.tflite", runtimes.TFLiteRuntime.name)
             reports.append(self._build(report, self._tflite))
@@ -146,7 +157,7 @@ class TargetExporter:
             self.reference_metric,
             len(self.labels),
         )
-        return TargetReport(
+        report = TargetReport(
             target="serving",
             variant="savedmodel",
             path="",
@@ -160,6 +171,12 @@ class TargetExporter:
             allowed_loss=self.allowed_loss,
             reference_mae=self.reference_mae,
         )
+        gates.check(report, self.spec.deployment, self.served)
+        if not report.passed:
+            logging.warning(
+                "serving (the SavedModel) fails a compute gate, nothing is pushed: %s", report.reason
+            )
+        return report
 
     def _build(self, report: TargetReport, build: Callable[[TargetReport], None]) -> TargetReport:
         """Runs one target's conversion and check; a target that fails is recorded, not raised."""
@@ -171,6 +188,7 @@ class TargetExporter:
             report.passed, report.reason = False, f"{type(error).__name__}: {error}"
         path = self.out_dir / report.path
         report.size_bytes = converters.size_bytes(path) if path.exists() else 0
+        gates.check(report, self.spec.deployment, self.served, self.savedmodel)
         verdict = "passes" if report.passed else f"NOT pushed: {report.reason}"
         logging.info("%s: %s (%.1fs)", report.name, verdict, time.monotonic() - started)
         return report

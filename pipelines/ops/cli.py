@@ -96,6 +96,8 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
         print(f"  pushed:   nothing new (no change since version {summary.pushed_version} was pushed)")
     else:
         print("  pushed:   nothing new" + (" (not blessed)" if not summary.blessed else ""))
+        for line in refused_targets(summary):
+            print(f"    {line}")
     for line in tuning_lines(summary):
         print(line)
     if summary.report_path:
@@ -103,6 +105,22 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
     print(f"  serving:  {paths.serving_dir}  (TF Serving model base path)")
     print(f"  artifacts: {paths.pipeline_root}")
     print(f"  metadata: {paths.metadata_location()}")
+
+
+def refused_targets(summary) -> list[str]:
+    """A blessed model pushes nothing when the ModelExporter refused its SavedModel (a compute gate):
+    the targets' table from its `targets.json` says why, with the figures."""
+    from components.core.artifacts import DEVICE_MODELS_KEY, TARGETS_FILE, read_targets
+    from pipelines.ops import deployments
+
+    uris = summary.outputs.get("ModelExporter", {}).get(DEVICE_MODELS_KEY)
+    if not summary.blessed or not uris or not Path(uris[0], TARGETS_FILE).is_file():
+        return []
+    targets = read_targets(uris[0])
+    if not targets.get("exported"):
+        return []
+    judged = [{**target, "pushed": target["passed"]} for target in targets["targets"]]
+    return deployments.target_table({**targets, "targets": judged})
 
 
 def tuning_lines(summary) -> list[str]:

@@ -225,6 +225,8 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         transform_graph=transform.outputs["transform_graph"],
         problem_spec=spec_json,
         code_version=code_version(),
+        # The version in service there is what `deployment.max_slowdown` compares with.
+        serving_dir=str(paths.serving_dir),
     )
     report = StakeholderReportGen(
         statistics=statistics_gen.outputs["statistics"],

@@ -20,15 +20,19 @@ from components.core import models_config
 from components.core.artifacts import PAGE_FILE, PREDICTIONS_KEY, RAW_SIGNATURE, read_targets
 from components.core.models_config import target_name
 from components.core.sources import read_table
+from components.core.spec import DeploymentSpec
 from components.modules.signatures import model_variables
 from components.scoring.examples import to_raw_inputs, to_tf_example
 from components.scoring.runtimes import TfjsNodeRuntime, TFLiteRuntime
 from pipelines.ops import cli
 from pipelines.paths import RunPaths
+from pipelines.workflow.results import RunSummary
+from tests.helpers.executors import export, push
 from tests.helpers.pipeline_runs import (
     DATETIME_COLUMN,
     TARGET_SPARSITY,
     page_predictions,
+    serving_snapshot,
     spoken_percent,
     write_taxi_spec,
 )
@@ -256,3 +260,89 @@ def test_rollback_returns_the_previous_version_for_every_target(run, paths, tmp_
     for target in current["manifest"]["targets"]:
         assert (serving_root / "taxi" / str(first) / target["path"]).exists(), target
     assert (serving_root / "taxi" / second / "tflite" / "int8.tflite").is_file()  # nothing deleted
+
+
+def gated(spec, **deployment):
+    """The run's spec with another `deployment` section (validated as a spec file's would be)."""
+    section = {**spec.deployment.model_dump(), **deployment}
+    return spec.model_copy(update={"deployment": DeploymentSpec.model_validate(section)})
+
+
+def serving_copy(paths: RunPaths, tmp_path: Path) -> Path:
+    """This run's serving folder copied: the executors below push there, the run's own stays as it was."""
+    shutil.copytree(paths.serving_dir.parent, tmp_path / "serving")
+    return tmp_path / "serving" / paths.serving_dir.name
+
+
+def test_a_target_over_its_size_budget_or_slower_than_in_service_is_not_pushed(
+    run, spec, paths, manifest, tmp_path
+):
+    """The ModelExporter and the AtomicPusher again on this run's model (nothing is trained): tflite-dynamic
+    over its size budget and, against a version in service made to look 1000x faster, over max_slowdown."""
+    serving = serving_copy(paths, tmp_path)
+    in_service = int(run.pushed_version)
+    measured = by_name(manifest)
+    served_manifest = serving / str(in_service) / models_config.MANIFEST
+    faster = json.loads(served_manifest.read_text())
+    for target in faster["targets"]:
+        if target_name(target) == "tflite-dynamic":
+            target["latency_ms_p50"] /= 1000
+    served_manifest.write_text(json.dumps(faster))
+    budget_kb = measured["tflite-dynamic"]["size_bytes"] / 2000
+    deployment = {
+        "tflite": ["float32", "dynamic"],
+        "tfjs": [],
+        "max_size_kb": {
+            "tflite-dynamic": budget_kb,
+            "tflite-float32": 10 * measured["tflite-float32"]["size_bytes"],
+        },
+        "max_latency_ms": {"serving": 10_000},
+        "max_slowdown": 50,
+    }
+    device_dir = tmp_path / "device_models"
+    targets = by_name(export(run.outputs, gated(spec, **deployment), device_dir, serving))
+
+    dynamic = targets["tflite-dynamic"]
+    assert not dynamic["passed"]
+    size = dynamic["size_bytes"] / 1000
+    assert f"size {size:.3g} kB is over deployment.max_size_kb = {budget_kb:g} kB" in dynamic["reason"]
+    assert f"of version {in_service} in service, over deployment.max_slowdown = 50" in dynamic["reason"]
+    assert targets["serving"]["passed"] and targets["tflite-float32"]["passed"], targets
+
+    pushed = push(run.outputs["Trainer"]["model"][0], str(device_dir), serving, tmp_path / "pusher")
+    version = pushed.get_string_custom_property("pushed_version")
+    assert models_config.versions(serving) == [in_service, int(version)], "one whole version, no staging"
+    assert not [p for p in serving.iterdir() if p.name.startswith(".incoming-")]
+    assert models_config.current_versions(serving.parent) == {serving.name: int(version)}
+    pushed_targets = by_name(models_config.read_manifest(serving / version))
+    assert pushed_targets["tflite-dynamic"]["pushed"] is False
+    assert pushed_targets["tflite-dynamic"]["reason"] == dynamic["reason"]
+    assert pushed_targets["serving"]["pushed"] and pushed_targets["tflite-float32"]["pushed"]
+    assert (serving / version / "tflite" / "float32.tflite").is_file()
+    assert not (serving / version / "tflite" / "dynamic.tflite").exists()
+
+
+def test_a_savedmodel_over_its_latency_budget_pushes_nothing_and_the_summary_says_why(
+    run, spec, paths, tmp_path
+):
+    serving = serving_copy(paths, tmp_path)
+    before = serving_snapshot(serving.parent)
+    device_dir = tmp_path / "device_models"
+    slow = gated(spec, tflite=["float32"], tfjs=[], max_latency_ms={"serving": 0.001})
+    targets = by_name(export(run.outputs, slow, device_dir, serving))
+    savedmodel, device = targets["serving"], targets["tflite-float32"]
+    p50 = savedmodel["latency_ms_p50"]
+    assert not savedmodel["passed"] and not device["passed"]
+    assert savedmodel["reason"] == f"p50 latency {p50:.3g} ms is over deployment.max_latency_ms = 0.001 ms"
+    assert device["reason"].startswith(f"the SavedModel is not pushed ({savedmodel['reason']})")
+
+    pushed = push(run.outputs["Trainer"]["model"][0], str(device_dir), serving, tmp_path / "pusher")
+    assert pushed.get_int_custom_property("pushed") == 0
+    assert serving_snapshot(serving.parent) == before, "nothing pushed, the version in service serves"
+
+    summary = RunSummary(
+        "blueprint-taxi", "run", outputs={"ModelExporter": {"device_models": [str(device_dir)]}}
+    )
+    summary.blessed = True
+    table = "\n".join(cli.refused_targets(summary))
+    assert f"no: {savedmodel['reason']}" in table and "tflite-float32" in table
