@@ -727,7 +727,11 @@ def _parity_rule(parity: dict | None, metric: str) -> str:
         )
     else:
         rule = f"at most {tolerance:g} below the SavedModel's (absolute: {metric} lies between 0 and 1)"
-    return _paragraph(f"A target is pushed when its {metric} on the test split is {rule}.")
+    return _paragraph(
+        f"A target is pushed when its {metric} on the test split is {rule}, and its latency and size are "
+        "within the spec's compute budgets (deployment.max_latency_ms, max_size_kb, max_slowdown), if any; "
+        "each refused target's reason is in its row."
+    )
 
 
 def _large_difference_note(targets: list[dict]) -> str:
