@@ -243,6 +243,15 @@ class TrainingSpec(_Strict):
         return None if self.steps_per_epoch is None else self.epochs * self.steps_per_epoch
 
 
+class SensitiveSpec(_Strict):
+    """Columns whose groups a binary classifier must treat alike: across the groups (values) of each column
+    with at least `evaluation.slice_min_rows` test rows, the false-positive rates and the false-negative
+    rates (at the 0.5 decision threshold) may each differ by at most `max_gap`."""
+
+    features: list[str] = Field(min_length=1)
+    max_gap: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+
 class EvaluationSpec(_Strict):
     """How models are scored before the test split is touched, and what "beating the dumb baseline" means.
 
@@ -276,10 +285,13 @@ class EvaluationSpec(_Strict):
         30, description="slices with fewer test rows are too small to judge: not gated"
     )
 
+    sensitive: SensitiveSpec | None = None
+
     @property
     def sliced_features(self) -> list[str]:
         """The features the test metrics are broken down by: `slices`, then the gated ones."""
-        return list(dict.fromkeys([*self.slices, *self.slice_thresholds]))
+        sensitive = self.sensitive.features if self.sensitive else []
+        return list(dict.fromkeys([*self.slices, *self.slice_thresholds, *sensitive]))
 
     @property
     def fold_count(self) -> int:
@@ -589,6 +601,11 @@ class ProblemSpec(_Strict):
             raise ValueError(f"field 'label': a {self.task.value} task has one label column, not a list")
         if self.positive_class is not None and self.task != TaskType.BINARY:
             raise ValueError(f"field 'positive_class': applies to binary tasks, not {self.task.value}")
+        if self.evaluation.sensitive is not None and self.task != TaskType.BINARY:
+            raise ValueError(
+                f"field 'evaluation.sensitive': false-positive and false-negative rates are a binary "
+                f"classifier's; a {self.task.value} task cannot use it"
+            )
         if self.training.label_scale == "log" and self.task != TaskType.REGRESSION:
             raise ValueError(
                 f"field 'training.label_scale': 'log' applies to regression, not {self.task.value}; remove it"
@@ -716,6 +733,7 @@ def check_against_data(spec: ProblemSpec, path: Path) -> list[str]:
         ("drift.features", list(spec.drift.features)),
         ("evaluation.slices", spec.evaluation.slices),
         ("evaluation.slice_thresholds", list(spec.evaluation.slice_thresholds)),
+        ("evaluation.sensitive", spec.evaluation.sensitive.features if spec.evaluation.sensitive else []),
     )
     for field, names in named:
         for name in names:

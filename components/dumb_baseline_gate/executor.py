@@ -28,7 +28,14 @@ from components.core.artifacts import (
 from components.core.spec import ProblemSpec, TaskType
 from components.dumb_baseline_gate.importance import feature_importance
 from components.dumb_baseline_gate.simple_model import SimpleModelComparison, compare_with_trees
-from components.dumb_baseline_gate.slices import SliceCheck, failures_message, slice_checks
+from components.dumb_baseline_gate.slices import (
+    GroupRates,
+    SliceCheck,
+    failures_message,
+    group_rates,
+    rate_gaps_message,
+    slice_checks,
+)
 from components.scoring import metrics, parity
 from components.scoring.metrics import prediction_arrays, task_arrays
 from components.scoring.runtimes import TensorFlowRuntime
@@ -144,7 +151,12 @@ class Executor(base_executor.BaseExecutor):
             == 1
         )
         slices = slice_checks(spec, parsed, labels, predictions)
-        slice_failures = failures_message(spec, slices)
+        groups = group_rates(spec, parsed, labels, predictions)
+        slice_failures = "; ".join(
+            message
+            for message in (failures_message(spec, slices), rate_gaps_message(spec, groups))
+            if message
+        )
         blessed = evaluator_blessed and comparison.statistical_power and not slice_failures
         logging.info("Dumb baseline: %s; blessed: %s", comparison.message, blessed)
         if slice_failures:
@@ -172,6 +184,7 @@ class Executor(base_executor.BaseExecutor):
             simple,
             slices,
             slice_failures,
+            groups,
         )
 
 
@@ -197,6 +210,7 @@ def write_blessing(
     simple: SimpleModelComparison | None = None,
     slices: list[SliceCheck] = (),
     slice_failures: str = "",
+    groups: list[GroupRates] = (),
 ) -> None:
     """A ModelBlessing like the Evaluator's (same properties and marker file), plus the comparisons and the
     gated slices (`slice_failures`: the ones below their floor, '' when none)."""
@@ -204,6 +218,7 @@ def write_blessing(
     folder.mkdir(parents=True, exist_ok=True)
     record = {**comparison.to_json(), "evaluator_blessed": evaluator_blessed, "blessed": blessed}
     record["slices"] = [check.to_json() for check in slices]
+    record["sensitive_groups"] = [asdict(group) for group in groups]
     record["slice_failures"] = slice_failures
     blessing.set_string_custom_property("slice_failures", slice_failures)
     if simple is not None:

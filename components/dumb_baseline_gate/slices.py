@@ -1,5 +1,6 @@
 """Slices that gate: the spec's metric on each slice of a gated column (each of its values) of the test
-split, against the floor `evaluation.slice_thresholds` sets for that column.
+split, against the floor `evaluation.slice_thresholds` sets for that column; and for a binary classifier,
+the gaps in false-positive and false-negative rates across the groups of each `evaluation.sensitive` column.
 
 TFMA reports the same slices; its per-slice thresholds are not used for the gate because its way to skip
 small slices (`min_slice_size`) makes every skipped slice fail validation ("Metric not found"), and a slice
@@ -87,3 +88,63 @@ def failures_message(spec: ProblemSpec, checks: list[SliceCheck]) -> str:
     """'' when every gated slice passes; else the failing slices with their figures."""
     failed = [c.describe(spec.metric.name, spec.metric.higher_is_better) for c in checks if not c.passed]
     return "; ".join(failed)
+
+
+@dataclass(frozen=True)
+class GroupRates:
+    """A binary classifier's error rates on one group of a sensitive column (None: no such rows)."""
+
+    column: str
+    value: str
+    rows: int
+    false_positive_rate: float | None
+    false_negative_rate: float | None
+
+
+def group_rates(
+    spec: ProblemSpec, parsed: dict, labels: np.ndarray, predictions: np.ndarray
+) -> list[GroupRates]:
+    """FPR and FNR at the 0.5 decision threshold for each group with at least `slice_min_rows` rows."""
+    if spec.evaluation.sensitive is None:
+        return []
+    actual = labels.reshape(-1) == 1
+    decided = predictions.reshape(-1) >= 0.5
+    found = []
+    for column in spec.evaluation.sensitive.features:
+        values = column_text(parsed[column], len(labels))
+        for value in sorted(set(values) - {""}):
+            rows = values == value
+            if rows.sum() < spec.evaluation.slice_min_rows:
+                continue
+            negatives, positives = rows & ~actual, rows & actual
+            fpr = float((decided & negatives).sum() / negatives.sum()) if negatives.any() else None
+            fnr = float((~decided & positives).sum() / positives.sum()) if positives.any() else None
+            found.append(GroupRates(column, value, int(rows.sum()), fpr, fnr))
+    return found
+
+
+def rate_gaps_message(spec: ProblemSpec, groups: list[GroupRates]) -> str:
+    """'' when every sensitive column's groups are within `max_gap`; else each gap over it, with figures."""
+    if spec.evaluation.sensitive is None:
+        return ""
+    problems = []
+    for column in spec.evaluation.sensitive.features:
+        for rate, name in (
+            ("false_positive_rate", "false-positive"),
+            ("false_negative_rate", "false-negative"),
+        ):
+            measured = [
+                (getattr(g, rate), g.value)
+                for g in groups
+                if g.column == column and getattr(g, rate) is not None
+            ]
+            if len(measured) < 2:
+                continue
+            (low, low_group), (high, high_group) = min(measured), max(measured)
+            if high - low > spec.evaluation.sensitive.max_gap:
+                problems.append(
+                    f"{column}: {name} rate {high:.3f} for {high_group} against {low:.3f} for {low_group}, "
+                    f"a gap of {high - low:.3f} over evaluation.sensitive.max_gap = "
+                    f"{spec.evaluation.sensitive.max_gap:g}"
+                )
+    return "; ".join(problems)
