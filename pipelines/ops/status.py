@@ -93,7 +93,8 @@ def serving_status(paths: RunPaths) -> dict | None:
 
 
 def drift_status(paths: RunPaths) -> dict | None:
-    """The newest drift check: its span, decision, drifted features and when."""
+    """The newest drift check: its span, decision, drifted features, the model in service's quality on
+    the span's labels and its age, and when."""
     from pipelines.workflow import monitoring
 
     checks = monitoring.reports(paths.monitoring_dir)
@@ -107,6 +108,8 @@ def drift_status(paths: RunPaths) -> dict | None:
         "reason": newest.get("reason"),
         "drifted_features": newest.get("drifted_features", []),
         "production_version": newest.get("production_version"),
+        "quality": newest.get("quality"),
+        "age": newest.get("age"),
         "reports": str(paths.monitoring_dir),
         "checks": len(checks),
     }
@@ -195,7 +198,33 @@ def _drift_lines(drift: dict | None) -> list[str]:
         f"  last drift check: span {drift['span']} at {drift['checked_at']}: {drift['decision']}",
         f"    drifted features: {drifted}",
         f"    {drift['reason']}",
+        *_quality_lines(drift.get("quality")),
+        *_age_lines(drift.get("age")),
         f"    reports: {drift['reports']}",
+    ]
+
+
+def _quality_lines(quality: dict | None) -> list[str]:
+    """The model in service on the checked span's labels against its blessed test figure."""
+    if quality is None:
+        return []
+    if quality.get("value") is None:
+        return [f"    quality on the span: not measured: {quality.get('reason', '')}"]
+    low, high = quality["interval"]
+    return [
+        f"    quality on the span: {quality['metric']} {quality['value']:.4f} (95% interval {low:.4f} to "
+        f"{high:.4f}, {quality['rows']} rows) vs {quality['blessed']:.4f} blessed: {quality['decision']}"
+    ]
+
+
+def _age_lines(age: dict | None) -> list[str]:
+    if age is None:
+        return []
+    limit = age.get("max_age_days")
+    return [
+        f"    model age: {age['age_days']:.1f} days (version {age['version']}, pushed {age['pushed_at']}; "
+        f"retrain.max_age_days {'none' if limit is None else format(limit, 'g')})"
+        + (": retrain" if age.get("retrain") else "")
     ]
 
 

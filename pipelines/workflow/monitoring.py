@@ -3,7 +3,9 @@
 `check_span` computes the span's statistics, validates them against the production model's schema
 (bad data: stop, keep serving) and measures drift against the statistics of the data the production
 model was trained on: L-infinity distance for categorical features, Jensen-Shannon divergence for
-numeric ones, with the spec's thresholds. Every check writes a JSON report and a text summary.
+numeric ones, with the spec's thresholds. A span that carries labels is also scored by the model in
+service against the test metric it was blessed with (concept drift), and the model's age is checked
+against `retrain.max_age_days` (`quality.py`). Every check writes a JSON report and a text summary.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from components.core.spec import FeatureKind, ProblemSpec
 from components.core.tables import CsvFormat
 from pipelines.paths import RunPaths
 from pipelines.settings import beam_args
-from pipelines.workflow import landing, results
+from pipelines.workflow import landing, quality, results
 
 BAD_DATA = "bad_data"
 RETRAIN = "retrain"
@@ -68,6 +70,9 @@ class DriftReport:
     schema_anomalies: dict[str, str] = field(default_factory=dict)
     drift: list[FeatureDrift] = field(default_factory=list)
     unseen_categories: dict[str, list[str]] = field(default_factory=dict)
+    quality: quality.QualityCheck | None = None  # the model in service on the span's labels
+    age: quality.AgeCheck | None = None  # the model in service's age
+    reasons: list[str] = field(default_factory=list)  # every reason to retrain (drift, quality, age)
 
     @property
     def drifted_features(self) -> list[str]:
@@ -81,6 +86,9 @@ class DriftReport:
         data = asdict(self)
         data["drift"] = [{**asdict(d), "drifted": d.drifted} for d in self.drift]
         data["drifted_features"] = self.drifted_features
+        for name in ("quality", "age"):
+            if data[name] is not None:
+                data[name]["retrain"] = getattr(self, name).retrain
         return data
 
     def summary(self) -> str:
@@ -91,6 +99,7 @@ class DriftReport:
             + (f", trained on spans {self.production_spans}" if self.production_spans else ""),
             f"  decision: {self.decision}: {self.reason}",
         ]
+        lines += [check.summary() for check in (self.quality, self.age) if check is not None]
         for column, problem in self.schema_anomalies.items():
             lines.append(f"  ANOMALY {column}: {problem}")
         for column, unseen in self.unseen_categories.items():
@@ -322,17 +331,33 @@ def check_span(spec: ProblemSpec, paths: RunPaths, span: int, beam_profile: str 
     kinds = feature_kinds(schema, spec)
     report.drift = drift_measurements(drift, kinds)
     report.unseen_categories = unseen_categories(stats, production.transform_uri, kinds)
+    report.quality = quality.check_quality(spec, paths, span, files, production)
+    report.age = quality.check_age(spec, paths)
+    return _finish(_decide(spec, report), paths)
+
+
+def _decide(spec: ProblemSpec, report: DriftReport) -> DriftReport:
+    """Retrain when a feature drifted, the model in service scores worse on the span's labels than
+    allowed, or it is too old: every reason is listed. Else ingest only (or retrain on every new span)."""
     if report.drifted_features:
-        report.decision = RETRAIN
-        report.reason = "drift over threshold in " + ", ".join(
-            f"{d.feature} ({d.measure} {d.value:.3f} > {d.threshold:g})" for d in report.drift if d.drifted
+        drifted = [d for d in report.drift if d.drifted]
+        report.reasons.append(
+            "drift over threshold in "
+            + ", ".join(f"{d.feature} ({d.measure} {d.value:.3f} > {d.threshold:g})" for d in drifted)
         )
+    report.reasons += [check.reason for check in (report.quality, report.age) if check and check.retrain]
+    if report.reasons:
+        report.decision, report.reason = RETRAIN, "; ".join(report.reasons)
     elif spec.retrain.on_new_span:
         report.decision = NEW_SPAN
-        report.reason = f"new span {span} landed (no drift; the spec retrains on every new span)"
+        report.reason = f"new span {report.span} landed (no drift; the spec retrains on every new span)"
     else:
         report.reason = "no feature drifted past its threshold"
-    return _finish(report, paths)
+        if report.quality is not None and report.quality.decision == quality.KEEP:
+            report.reason += (
+                f"; {report.quality.metric} on the span not significantly worse than retrain.quality_drop"
+            )
+    return report
 
 
 def _without_comparators(schema: schema_pb2.Schema) -> schema_pb2.Schema:

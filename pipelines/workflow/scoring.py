@@ -6,6 +6,8 @@ import numpy as np
 
 from components.core.spec import ProblemSpec
 
+BATCH_ROWS = 512
+
 
 def metric_value(spec: ProblemSpec, labels: np.ndarray, predictions: np.ndarray) -> float:
     """The spec's metric of `predictions` against `labels`, computed as the report computes it."""
@@ -14,29 +16,58 @@ def metric_value(spec: ProblemSpec, labels: np.ndarray, predictions: np.ndarray)
     return named_metric_value(spec.metric.name, spec.task.value, labels, predictions)
 
 
+def labelled_rows(spec: ProblemSpec, rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows with a value in every label column (the others cannot be scored)."""
+    return [row for row in rows if all((row.get(label) or "").strip() for label in spec.label_columns)]
+
+
+def labelled_predictions(
+    spec: ProblemSpec, saved_model_dir: str, raw_feature_spec: dict, rows: list[dict[str, str]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, predictions) of labelled `rows` through the SavedModel's own tf.Example signatures.
+
+    `serving_default` predicts; `transformed_labels` returns the labels as the model was trained on
+    them (text classes as class ids, "yes"/"no" as 1/0), so a label written as the data writes it is
+    scored as the Evaluator scored the test split. Shapes as `components.scoring.metrics` takes them.
+    """
+    import tensorflow as tf
+
+    from components.core.artifacts import (
+        PREDICTIONS_KEY,
+        SERVING_SIGNATURE,
+        TRANSFORMED_LABELS_SIGNATURE,
+    )
+    from components.scoring.examples import to_tf_example
+    from components.scoring.metrics import prediction_arrays, task_arrays
+
+    model = tf.saved_model.load(saved_model_dir)
+    serve, encode = model.signatures[SERVING_SIGNATURE], model.signatures[TRANSFORMED_LABELS_SIGNATURE]
+    predictions, labels = [], []
+    for start in range(0, len(rows), BATCH_ROWS):
+        chunk = rows[start : start + BATCH_ROWS]
+        batch = tf.constant([to_tf_example(row, raw_feature_spec) for row in chunk])
+        predictions.append(serve(examples=batch)[PREDICTIONS_KEY].numpy())
+        encoded = encode(examples=batch)
+        labels.append(
+            np.concatenate(
+                [np.reshape(encoded[name].numpy(), (-1, 1)) for name in spec.label_columns], axis=1
+            )
+        )
+    return task_arrays(spec, np.concatenate(labels)), prediction_arrays(spec, np.concatenate(predictions))
+
+
 def score_rows(spec: ProblemSpec, production, rows: list[dict[str, str]]) -> float | None:
     """A `results.ProductionModel`'s metric on labelled rows through its tf.Example signature.
 
     None when the rows cannot give the metric (no labelled rows, one class only, other tasks).
     """
-    import tensorflow as tf
     import tensorflow_transform as tft
 
-    from components.core.artifacts import PREDICTIONS_KEY
-    from components.scoring.examples import to_tf_example
-
-    label = spec.label_columns[0]
-    rows = [row for row in rows if (row.get(label) or "").strip()]
+    rows = labelled_rows(spec, rows)
     if not rows or spec.task.value not in ("binary", "regression"):
         return None
     raw_spec = tft.TFTransformOutput(production.transform_uri).raw_feature_spec()
-    serve = tf.saved_model.load(production.serving_model_dir).signatures["serving_default"]
-    predictions = []
-    for start in range(0, len(rows), 512):
-        batch = [to_tf_example(row, raw_spec) for row in rows[start : start + 512]]
-        output = serve(examples=tf.constant(batch))
-        predictions.append(output[PREDICTIONS_KEY].numpy().reshape(-1))
-    labels = np.array([float(row[label]) for row in rows])
+    labels, predictions = labelled_predictions(spec, production.serving_model_dir, raw_spec, rows)
     if spec.task.value == "binary" and len(set(labels)) < 2:
         return None
-    return metric_value(spec, labels, np.concatenate(predictions))
+    return metric_value(spec, labels, predictions)
