@@ -25,6 +25,7 @@ from tests.helpers import data  # noqa: E402
 # workers finish together; groups not named here follow in file order.
 LONGEST_GROUPS_FIRST = (
     "airflow-live",  # a real scheduler: mostly waiting on its tasks, it starts at once
+    "airflow-celery",  # a scheduler and two Celery workers: mostly waiting on their tasks
     "served-taxi",
     "test_airflow_dags",
     "workflow-binary",
@@ -37,6 +38,8 @@ LONGEST_GROUPS_FIRST = (
     "workflow-multiclass",
     "workflow-regression",
     "workflow-default-tuning",  # iris with tuning on by default: a 24 s budget plus the run
+    "skewed-fare",  # a log-scale fare regression on 3,000 trips with every device target
+    "slice-gate",  # 3,000 trips, one company's labels shuffled, no device targets
     "mysql-metadata",  # one small CLI run with ML Metadata on MariaDB (about 65 s alone)
     "test_airflow_profile",
     "test_preprocessing",

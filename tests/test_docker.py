@@ -1,5 +1,6 @@
 """docker/: the compose file parses with Debian's docker-compose (no engine needed here) and wires
-PostgreSQL, Airflow, TF Serving and the TF.js page the way the pipeline writes its outputs."""
+PostgreSQL, Airflow (LocalExecutor, or Celery workers with the celery profile), TF Serving and the TF.js
+page the way the pipeline writes its outputs."""
 
 from __future__ import annotations
 
@@ -15,21 +16,27 @@ from sqlalchemy.engine import make_url
 from tests.helpers.data import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker" / "compose.yaml"
+CELERY_ENV_FILE = REPO_ROOT / "docker" / "celery.env"
 SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret",
     "AIRFLOW_SECRET_KEY": "key",
     "AIRFLOW_ADMIN_PASSWORD": "admin-pw",
     "AIRFLOW_FERNET_KEY": "fernet-key",
 }
-AIRFLOW_SERVICES = ("airflow-webserver", "airflow-scheduler", "airflow-init")
+AIRFLOW_SERVICES = ("airflow-webserver", "airflow-scheduler", "airflow-init", "airflow-worker")
+CELERY_SERVICES = ("redis", "airflow-worker")
 
 
-def compose_config(environment: dict[str, str]) -> subprocess.CompletedProcess:
+def compose_config(environment: dict[str, str], *options: str) -> subprocess.CompletedProcess:
     compose = shutil.which("docker-compose")
     assert compose, "Debian's docker-compose is missing: `make test` installs it with apt-get"
     env = {k: v for k, v in os.environ.items() if k not in SECRETS} | environment
     return subprocess.run(
-        [compose, "-f", str(COMPOSE_FILE), "config"], capture_output=True, text=True, env=env, check=False
+        [compose, "-f", str(COMPOSE_FILE), *options, "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
 
 
@@ -48,6 +55,8 @@ def test_compose_file_has_every_service(config):
         "airflow-scheduler",
         "tf-serving",
         "tfjs-page",
+        "redis",
+        "airflow-worker",
     }
 
 
@@ -137,11 +146,11 @@ def test_the_webserver_reads_the_task_logs_the_scheduler_writes(config):
     """The scheduler does not serve its logs (--skip-serve-logs): the webserver must see the same folder."""
     log_folder = "/opt/airflow/logs"  # AIRFLOW_HOME/logs in docker/Dockerfile
     mounts = {}
-    for name in ("airflow-webserver", "airflow-scheduler"):
+    for name in ("airflow-webserver", "airflow-scheduler", "airflow-worker"):
         volumes = config["services"][name]["volumes"]
         mounts[name] = [v for v in volumes if isinstance(v, str) and v.split(":")[1] == log_folder]
         assert len(mounts[name]) == 1, (name, volumes)
-    assert mounts["airflow-webserver"][0].split(":")[0] == mounts["airflow-scheduler"][0].split(":")[0]
+    assert len({mount[0].split(":")[0] for mount in mounts.values()}) == 1, "one logs volume for all"
     assert mounts["airflow-webserver"][0].split(":")[0] in config["volumes"]  # a named volume, not a path
     dockerfile = (REPO_ROOT / "docker" / "Dockerfile").read_text()
     assert "AIRFLOW_HOME=/opt/airflow" in dockerfile
@@ -158,3 +167,60 @@ def test_airflow_init_fails_the_stack_when_the_migration_or_the_admin_fails(conf
     for name in ("airflow-webserver", "airflow-scheduler"):
         depends = config["services"][name]["depends_on"]["airflow-init"]
         assert depends["condition"] == "service_completed_successfully", name
+
+
+def test_redis_and_the_workers_start_only_with_the_celery_profile(config):
+    services = config["services"]
+    for name, service in services.items():
+        assert service.get("profiles", []) == (["celery"] if name in CELERY_SERVICES else []), name
+    assert services["redis"]["image"].startswith("redis:")
+    assert "ports" not in services["redis"], "the broker is reached on the compose network only"
+    worker = services["airflow-worker"]
+    assert worker["build"]["dockerfile"] == "docker/Dockerfile"
+    assert worker["command"][:3] == ["python", "-m", "pipelines.airflow.worker"]
+    assert "--skip-serve-logs" in worker["command"], "Airflow's log server listens on every interface"
+    assert worker["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    for name in ("airflow-webserver", "airflow-scheduler", "airflow-init"):
+        assert "redis" not in services[name].get("depends_on", {}), "the default stack has no Redis"
+
+
+def test_every_worker_sees_the_data_folder_and_the_secrets_of_the_scheduler(config):
+    scheduler, worker = (config["services"][name] for name in ("airflow-scheduler", "airflow-worker"))
+    assert any(v.startswith("/srv/blueprint:/data") for v in worker["volumes"])
+    assert worker["environment"]["BLUEPRINT_HOME"] == "/data"
+    for key in (
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__WEBSERVER__SECRET_KEY",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+        "PGPASSWORD",
+    ):
+        assert worker["environment"][key] == scheduler["environment"][key], key
+    assert worker["environment"]["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    backend = make_url(worker["environment"]["AIRFLOW__CELERY__RESULT_BACKEND"].removeprefix("db+"))
+    assert (backend.drivername, backend.host, backend.database) == (
+        "postgresql+psycopg2",
+        "postgres",
+        "airflow",
+    )
+    assert backend.password is None, "libpq reads PGPASSWORD; compose cannot URL-encode a password"
+
+
+def test_the_celery_env_file_turns_the_profile_on_and_the_scheduler_to_celery():
+    settings = dict(
+        line.split("=", 1) for line in CELERY_ENV_FILE.read_text().splitlines() if line and line[0] != "#"
+    )
+    assert settings == {
+        "COMPOSE_PROFILES": "celery",
+        "AIRFLOW_EXECUTOR": "CeleryExecutor",
+        "AIRFLOW_PARALLELISM": "16",
+    }
+    done = compose_config(SECRETS, "--env-file", str(CELERY_ENV_FILE))
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+    assert services["airflow-scheduler"]["environment"]["AIRFLOW__CORE__PARALLELISM"] == "16"

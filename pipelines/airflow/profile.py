@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from pipelines.settings import REPO_ROOT
 PROFILES = REPO_ROOT / "config" / "airflow"
 ADMIN_PASSWORD_FILE = "admin_password.txt"
 USERINFO = "BLUEPRINT_PG_USERINFO"
+WORKERS_VARIABLE = "BLUEPRINT_CELERY_WORKERS"  # Celery workers to start with the scheduler (celery.env)
 
 
 class ProfileError(RuntimeError):
@@ -140,6 +142,26 @@ class AirflowServices:
             )
         print(f"Airflow scheduler and webserver starting; logs in {self.home}", flush=True)
 
+    def start_workers(self, names: list[str], concurrency: int = 1) -> None:
+        """Celery workers on this machine, one process each, named by `--celery-hostname`.
+
+        --skip-serve-logs: Airflow's log server listens on every interface; the workers write task logs
+        into the folder the webserver reads (here the same $AIRFLOW_HOME/logs, elsewhere shared storage).
+        """
+        for name in names:
+            command = [
+                *(sys.executable, "-m", "pipelines.airflow.worker", "--celery-hostname", name),
+                *("--concurrency", str(concurrency), "--skip-serve-logs"),
+            ]
+            log = open(self.worker_log(name), "ab")  # noqa: SIM115 - kept open for the process
+            self.processes[f"worker {name}"] = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT
+            )
+        print(f"{len(names)} Celery worker(s) starting: {', '.join(names)}", flush=True)
+
+    def worker_log(self, name: str) -> Path:
+        return self.home / f"worker-{name}.log"
+
     def wait_until_healthy(self, timeout: float = 180) -> dict:
         """Waits for the webserver to answer /health with a healthy database and scheduler."""
         deadline = time.monotonic() + timeout
@@ -161,12 +183,15 @@ class AirflowServices:
             time.sleep(2)
         raise ProfileError(f"Airflow at {self.base_url} not healthy after {timeout:.0f}s: {last}")
 
-    def listening_addresses(self) -> set[tuple[str, int]]:
-        """Every TCP (address, port) the services' processes and their children listen on."""
+    def listening_addresses(self, names: list[str] | None = None) -> set[tuple[str, int]]:
+        """Every TCP (address, port) the services' processes (or those `names`) and their children
+        listen on."""
         import psutil
 
         found = set()
-        for process in self.processes.values():
+        for name, process in self.processes.items():
+            if names is not None and name not in names:
+                continue
             family = psutil.Process(process.pid)
             for member in [family, *family.children(recursive=True)]:
                 try:
@@ -201,7 +226,8 @@ class AirflowServices:
 
 
 def start_production(profile: str = "production") -> int:
-    """Migrates the database, then runs the scheduler and the webserver until interrupted.
+    """Migrates the database, then runs the scheduler, the webserver and the profile's Celery workers
+    ($BLUEPRINT_CELERY_WORKERS, the celery profile's) until interrupted.
 
     With AIRFLOW_ADMIN_PASSWORD in the environment an Admin user (AIRFLOW_ADMIN_USER, default admin)
     is created or given that password; otherwise create users with `airflow users create`.
@@ -213,5 +239,20 @@ def start_production(profile: str = "production") -> int:
             os.environ.get("AIRFLOW_ADMIN_USER", "admin"), os.environ["AIRFLOW_ADMIN_PASSWORD"]
         )
     services.start()
+    workers = local_workers(services.env)
+    if workers:
+        services.start_workers(workers)
     print(f"Airflow on {services.base_url}/ (login required)", flush=True)
     return services.serve()
+
+
+def local_workers(env: dict[str, str]) -> list[str]:
+    """The names of the $BLUEPRINT_CELERY_WORKERS workers to start here: `<host>-1`, `<host>-2`...
+
+    Celery refuses a second worker of the same name on one broker: the machine's name keeps the
+    workers of several machines apart."""
+    count = env.get(WORKERS_VARIABLE) or "0"
+    if not count.isdigit():
+        raise ProfileError(f"{WORKERS_VARIABLE}={count!r} is not a number of Celery workers")
+    host = socket.gethostname().split(".")[0]
+    return [f"{host}-{number}" for number in range(1, int(count) + 1)]

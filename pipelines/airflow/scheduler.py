@@ -5,8 +5,8 @@ With LocalExecutor every task runs in a process forked from the scheduler, and e
 its DAG file, whose imports (TensorFlow, TFX, Beam, TFMA) took about 8 s of every task's start: 26
 tasks, 3.5 minutes, for one training run and one all-cached run. Imported once here, before the
 scheduler forks, they are already loaded in every task process. Nothing runs TensorFlow here: the
-first op runs in the task, after the fork. Other executors start tasks in new interpreters (Sequential)
-or on workers (Celery): for them nothing is preloaded.
+first op runs in the task, after the fork. SequentialExecutor starts tasks in new interpreters: nothing
+is preloaded for it. Celery's workers preload the same way (`pipelines.airflow.worker`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import time
 from pathlib import Path
 from unittest import mock
@@ -23,11 +22,17 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
-from pipelines.airflow.dags import CONFIG_VARIABLE
-from pipelines.airflow.profile import AirflowServices, profile_environment
-from pipelines.paths import MYSQL_PASSWORD_VARIABLE, MYSQL_USER_VARIABLE, MYSQL_VARIABLE, RunPaths
+from pipelines.airflow.profile import AirflowServices
+from pipelines.paths import RunPaths
 from pipelines.workflow import results
 from tests.helpers.data import ARTIFACTS
+from tests.helpers.live_airflow import (
+    MLMD_VARIABLES,
+    AirflowApi,
+    airflow_databases,
+    live_environment,
+    start_airflow,
+)
 from tests.helpers.pipeline_runs import versions, write_taxi_spec
 from tests.helpers.processes import CommandLines
 
@@ -38,36 +43,13 @@ ADMIN = "admin"
 CHROMIUM = "/usr/bin/chromium"
 RUN_TIMEOUT_SECONDS = 1500  # 13 tasks, each a process importing TensorFlow and TFX
 DATABASE_PASSWORD = f"-pg@{secrets.token_hex(6)}/:%"
-MLMD_VARIABLES = (MYSQL_VARIABLE, MYSQL_USER_VARIABLE, MYSQL_PASSWORD_VARIABLE)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def databases():
     """A PostgreSQL database for Airflow and a MariaDB database for MLMD, both dropped afterwards."""
-    import psycopg2
-    import pymysql
-
-    name = f"blueprint_live_{os.getpid()}"
-    postgres = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    postgres.autocommit = True
-    mariadb = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
-    with postgres.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    with mariadb.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    yield name
-    with postgres.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    with mariadb.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-    postgres.close()
-    mariadb.close()
+    with airflow_databases(f"blueprint_live_{os.getpid()}") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
@@ -82,28 +64,12 @@ def live(tmp_path_factory, taxi_slice, databases):
         schedule={"training": None, "retries": 0},
         deployment={"tflite": [], "tfjs": []},
     )
-    outside = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}  # conftest's SQLite
-    base = dict(
-        outside,
-        PGUSER="postgres",
-        PGPASSWORD=DATABASE_PASSWORD,
-        PGDATABASE=databases,
-        AIRFLOW_HOME=str(root / "airflow"),
-        AIRFLOW_PORT=str(free_port()),
-        BLUEPRINT_HOME=str(root / "home"),
-        AIRFLOW_WEBSERVER_WORKERS="1",  # the test is its only client
-        **{MYSQL_VARIABLE: f"127.0.0.1:3306/{databases}", MYSQL_USER_VARIABLE: "root"},
-        **{MYSQL_PASSWORD_VARIABLE: ""},  # MariaDB's root here has none; said so explicitly
-    )
-    env = profile_environment("production", base=base)
-    env[CONFIG_VARIABLE] = str(spec_file.parent)
+    env = live_environment("production", root, databases, spec_file.parent, pg_password=DATABASE_PASSWORD)
     services = AirflowServices(env)
     password = secrets.token_urlsafe(16)
     commands = CommandLines()
     with commands.recording_starts():
-        services.migrate()
-        services.ensure_admin(ADMIN, password)
-        services.start()
+        start_airflow(services, (ADMIN, password))
     try:
         services.wait_until_healthy()
         yield services, (ADMIN, password), RunPaths.for_spec("taxi", root / "home"), env, commands
@@ -113,31 +79,15 @@ def live(tmp_path_factory, taxi_slice, databases):
 
 def api(live, method: str, path: str, **kwargs) -> requests.Response:
     services, credentials, *_ = live
-    return requests.request(
-        method, f"{services.base_url}/api/v1{path}", auth=credentials, timeout=30, **kwargs
-    )
+    return AirflowApi(services.base_url, credentials)(method, path, **kwargs)
 
 
-def wait_for_dag(live, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = api(live, "GET", f"/dags/{DAG_ID}")
-        if answer.status_code == 200:
-            return answer.json()
-        errors = api(live, "GET", "/importErrors").json()["import_errors"]
-        assert not errors, f"the DAG file failed to import: {errors[0]['stack_trace'][-1500:]}"
-        time.sleep(3)
-    raise AssertionError(f"{DAG_ID} never reached Airflow's database in {timeout:.0f}s")
+def wait_for_dag(live) -> dict:
+    return AirflowApi(live[0].base_url, live[1]).wait_for_dag(DAG_ID)
 
 
 def wait_for_run(live, run_id: str) -> dict:
-    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        run = api(live, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
-        if run["state"] in ("success", "failed"):
-            return run
-        time.sleep(5)
-    raise AssertionError(f"run {run_id} still {run['state']} after {RUN_TIMEOUT_SECONDS}s")
+    return AirflowApi(live[0].base_url, live[1]).wait_for_run(DAG_ID, run_id, RUN_TIMEOUT_SECONDS)
 
 
 def test_anonymous_requests_are_refused(live):

@@ -43,8 +43,10 @@ SMALL_TRAINING = {
 SMALL_DEPLOYMENT = {"tflite": ["float32"], "tfjs": []}
 
 
-def write_taxi_spec(folder: Path, source: Path, threshold: float = 0.7, **changes) -> Path:
-    """The taxi spec on `source` with a small training budget and one device target."""
+def write_taxi_spec(
+    folder: Path, source: Path, threshold: float = 0.7, file_name: str = "spec.yaml", **changes
+) -> Path:
+    """The taxi spec on `source` with a small training budget and one device target, as `file_name`."""
     spec = yaml.safe_load(TAXI_SPEC.read_text())
     spec["data"]["source"] = str(source)
     spec["training"] = dict(SMALL_TRAINING)
@@ -56,7 +58,7 @@ def write_taxi_spec(folder: Path, source: Path, threshold: float = 0.7, **change
     spec["evaluation"] = {"baseline_margin": 0.05}
     spec.update(changes)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "spec.yaml"
+    path = folder / file_name
     path.write_text(yaml.safe_dump(spec))
     return path
 
