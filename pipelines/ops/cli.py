@@ -446,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     airflow.add_argument(
         "--profile",
         default="local",
-        help="local (SQLite, SequentialExecutor) or production (PostgreSQL, LocalExecutor)",
+        help="local (SQLite, SequentialExecutor), production (PostgreSQL, LocalExecutor) or celery "
+        "(PostgreSQL, CeleryExecutor with Redis and N local workers)",
     )
     airflow.set_defaults(handler=_cmd_airflow)
     return parser
