@@ -203,8 +203,10 @@ def print_search_comparison(rows: list[dict]) -> None:
     wins: dict[str, int] = {}
     for table, seed in dict.fromkeys((row["table"], row["seed"]) for row in rows):
         runs = [row for row in rows if (row["table"], row["seed"]) == (table, seed)]
-        best = (max if runs[0]["higher_is_better"] else min)(runs, key=lambda row: row["validation"])
-        wins[best["search"]] = wins.get(best["search"], 0) + 1
+        best = (max if runs[0]["higher_is_better"] else min)(row["validation"] for row in runs)
+        leaders = [row["search"] for row in runs if row["validation"] == best]
+        winner = leaders[0] if len(leaders) == 1 else "tie"  # the same best trial: often an initial point
+        wins[winner] = wins.get(winner, 0) + 1
     print()
     print("| search | better validation objective (table x seed) | geometric mean test ratio | trials |")
     print("| --- | ---: | ---: | ---: |")
@@ -220,7 +222,8 @@ def print_search_comparison(rows: list[dict]) -> None:
             f"| {search} | {summary[search]['validation_wins']} of {len(own)} "
             f"| {summary[search]['geometric_mean_ratio']:.3f} | {summary[search]['mean_trials']:.1f} |"
         )
-    print(json.dumps({"benchmark": "quality-search", "searches": summary}))
+    print(f"Ties (both searches reached the same best validation objective): {wins.get('tie', 0)}")
+    print(json.dumps({"benchmark": "quality-search", "searches": summary, "ties": wins.get("tie", 0)}))
 
 
 if __name__ == "__main__":
