@@ -2,9 +2,9 @@
 
 The taxi fare (dollars: median 7.85, mean 11.77, up to 700; skewness 15.8) as the label of a regression
 trained on log(1 + fare), with each numeric feature's training-quantile bucket embedded beside its z-score.
-Every target (SavedModel, TFLite float32 and int8, TF.js float32 and uint8) must answer in dollars and
-agree with the SavedModel. 8-bit weights err by a few percent on log(1 + fare), which is a few percent of
-the fare: the parity tolerance here is 15% of the SavedModel's MAE (TF.js uint8 loses about 8%).
+Every target (SavedModel, TFLite float32 and int8, TF.js float32) must answer in dollars and agree with
+the SavedModel. 8-bit weights err by a few percent on log(1 + fare), which is a few percent of the fare:
+the parity tolerance here is 15% of the SavedModel's MAE (TFLite int8 loses about 4%, TF.js uint8 about 8%).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def spec(tmp_path_factory, taxi_slice):
             "deployment": taxi.deployment.model_validate(
                 {
                     "tflite": ["float32", "int8"],
-                    "tfjs": ["float32", "uint8"],
+                    "tfjs": ["float32"],
                     "parity": {"tolerance": TOLERANCE},
                 }
             ),
@@ -112,7 +112,7 @@ def test_every_target_answers_in_dollars_as_the_savedmodel_does(run, version_dir
     inputs, _, expected = test_rows
     manifest = json.loads((version_dir / "manifest.json").read_text())
     targets = {target_name(t): t for t in manifest["targets"]}
-    assert set(targets) == {"serving", "tflite-float32", "tflite-int8", "tfjs-float32", "tfjs-uint8"}
+    assert set(targets) == {"serving", "tflite-float32", "tflite-int8", "tfjs-float32"}
     serving_mae = targets["serving"]["metric"]
     for name, target in targets.items():  # the parity check: test MAE within 15% of the SavedModel's
         assert target["pushed"] and target["metric"] <= serving_mae * (1 + TOLERANCE), (name, target)
@@ -123,8 +123,6 @@ def test_every_target_answers_in_dollars_as_the_savedmodel_does(run, version_dir
     assert np.median(np.abs(int8 - expected) / scale) <= 0.05
     tfjs, _ = TfjsNodeRuntime(version_dir / "tfjs" / "float32").run(inputs, latency_calls=0)
     assert np.max(np.abs(tfjs - expected) / scale) <= 1e-4
-    uint8, _ = TfjsNodeRuntime(version_dir / "tfjs" / "uint8").run(inputs, latency_calls=0)
-    assert np.median(np.abs(uint8 - expected) / scale) <= 0.05
 
 
 def test_numeric_features_are_bucketed_inside_every_device_model(version_dir):

@@ -1,69 +1,90 @@
-"""Slices that gate: a model whose metric is good overall but poor on one slice of a gated feature is not
+"""Slices that gate: a model whose metric is good overall but poor on one slice of a gated column is not
 blessed, and the failure names the slice and its figure (the DumbBaselineGate, on the Evaluator's test rows).
 
-Real trips with the labels of one company's trips shuffled among them: on that company the label no
-longer depends on anything the model sees, so its AUC there is near 0.5, while over every trip it stays
-well above the spec's threshold.
+The session's served taxi model, gated again on its own test split with the labels of one company's trips
+shuffled among them: on that company the label no longer depends on anything the model sees, so its AUC
+there falls to about 0.5, while over every test trip it stays above the spec's threshold. The same gate on
+the untouched split blesses it: the shuffle is what fails.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
+import shutil
 from collections import Counter
+from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
-from components.core.artifacts import POWER_FILE
-from components.core.sources import write_table
-from components.core.spec import load_spec
-from pipelines.ops.cli import run_training
-from pipelines.paths import RunPaths
-from tests.helpers.pipeline_runs import output_uri, versions, write_taxi_spec
+from tests.helpers.executors import gate
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("slice-gate")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("served-taxi")]
 
 FLOOR = 0.7
-ROWS = 3000
+LABEL = "big_tipper"
+
+
+def _text(example: tf.train.Example, column: str) -> str:
+    values = example.features.feature[column].bytes_list.value
+    return values[0].decode() if values else ""
+
+
+def shuffle_one_company(examples_uri: str, copy: Path) -> str:
+    """A copy of the examples whose test split has the labels of its most frequent company shuffled."""
+    shutil.copytree(examples_uri, copy)
+    files = sorted((copy / "Split-test").glob("*.gz"))
+    rows = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(files, "GZIP")]
+    company = Counter(_text(row, "company") for row in rows if _text(row, "company")).most_common(1)[0][0]
+    chosen = [row for row in rows if _text(row, "company") == company]
+    labels = [row.features.feature[LABEL].int64_list.value[0] for row in chosen]
+    random.Random(0).shuffle(labels)
+    for row, label in zip(chosen, labels, strict=True):
+        row.features.feature[LABEL].int64_list.value[:] = [label]
+    for path in files:
+        path.unlink()
+    with tf.io.TFRecordWriter(str(files[0]), options="GZIP") as writer:
+        for row in rows:
+            writer.write(row.SerializeToString())
+    return company
 
 
 @pytest.fixture(scope="module")
-def gated_run(tmp_path_factory, taxi_rows):
-    header, rows = taxi_rows
-    rows = [dict(row) for row in rows[:ROWS]]
-    company = Counter(row["company"] for row in rows if row["company"]).most_common(1)[0][0]
-    chosen = [row for row in rows if row["company"] == company]
-    labels = [row["big_tipper"] for row in chosen]
-    random.Random(0).shuffle(labels)
-    for row, label in zip(chosen, labels, strict=True):
-        row["big_tipper"] = label
+def gated(served_taxi, tmp_path_factory):
     folder = tmp_path_factory.mktemp("slice-gate")
-    source = write_table(folder / "trips.csv", header, rows)
-    spec_path = write_taxi_spec(
-        folder,
-        source,
-        threshold=FLOOR,
-        evaluation={"baseline_margin": 0.05, "slice_thresholds": {"company": FLOOR}},
-        deployment={"tflite": [], "tfjs": []},
+    spec = served_taxi.spec
+    gated_spec = spec.model_copy(
+        update={
+            "evaluation": spec.evaluation.model_copy(
+                update={"slice_thresholds": {"company": FLOOR}, "slice_min_rows": 20}
+            )
+        }
     )
-    spec = load_spec(spec_path)
-    summary = run_training(spec, folder / "home")
-    return spec, summary, RunPaths.for_spec(spec.name, folder / "home"), company
+    outputs = served_taxi.summary.outputs
+    company = shuffle_one_company(outputs["CsvExampleGen"]["examples"][0], folder / "examples")
+    shuffled = gate(outputs, gated_spec, folder / "examples", folder / "shuffled")
+    untouched = gate(outputs, gated_spec, outputs["CsvExampleGen"]["examples"][0], folder / "untouched")
+    return company, shuffled, untouched
 
 
-def test_a_slice_below_its_floor_keeps_a_good_model_from_being_blessed(gated_run):
-    spec, summary, paths, company = gated_run
-    assert summary.metrics["auc"] > FLOOR, "overall the model passes the spec's threshold"
-    assert not summary.blessed and not summary.pushed_new
-    assert versions(paths.serving_dir) == []
-    failures = " | ".join(summary.validation_failures)
-    match = re.search(rf"slice company = {re.escape(company)} \((\d+) rows\): auc ([0-9.]+) fails", failures)
-    assert match, failures
-    assert int(match.group(1)) >= 30 and float(match.group(2)) < 0.65  # no better than a coin, give or take
-    assert f"evaluation.slice_thresholds (at least {FLOOR:g})" in failures
-    assert not any(failure.startswith("auc:") for failure in summary.validation_failures), "overall passes"
-    blessing = output_uri(paths, spec, "DumbBaselineGate", "baseline_blessing")
-    gated = {check["value"]: check for check in json.loads((blessing / POWER_FILE).read_text())["slices"]}
-    assert gated[company]["passed"] is False and all(check["rows"] >= 30 for check in gated.values())
-    assert any(check["passed"] for check in gated.values()), "the other companies' slices pass"
+def test_a_slice_below_its_floor_keeps_a_good_model_from_being_blessed(gated):
+    company, shuffled, untouched = gated
+    assert shuffled["model_metric"] > FLOOR, "overall the model passes the spec's threshold"
+    assert shuffled["evaluator_blessed"] and shuffled["statistical_power"]
+    assert shuffled["blessed"] is False
+    match = re.search(
+        rf"slice company = {re.escape(company)} \((\d+) rows\): auc ([0-9.]+) fails",
+        shuffled["slice_failures"],
+    )
+    assert match, shuffled["slice_failures"]
+    assert int(match.group(1)) >= 20 and float(match.group(2)) < 0.65  # no better than a coin, give or take
+    assert f"evaluation.slice_thresholds (at least {FLOOR:g})" in shuffled["slice_failures"]
+    slices = {check["value"]: check for check in shuffled["slices"]}
+    assert slices[company]["passed"] is False and all(check["rows"] >= 20 for check in slices.values())
+
+
+def test_the_same_gate_on_the_untouched_test_split_blesses_the_model(gated):
+    company, _, untouched = gated
+    assert untouched["blessed"] is True and untouched["slice_failures"] == ""
+    assert {check["value"]: check for check in untouched["slices"]}[company]["passed"] is True

@@ -73,3 +73,32 @@ def push(model_uri: str, device_models_uri: str | None, serving_dir: Path, out_d
     properties = {standard_component_specs.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)}
     PusherExecutor().Do(inputs, {standard_component_specs.PUSHED_MODEL_KEY: [pushed]}, properties)
     return pushed
+
+
+def gate(run_outputs: dict, spec, examples_uri: str | Path, out_dir: Path) -> dict:
+    """The DumbBaselineGate on a run's model and transform graph with `spec`, scoring the test split of the
+    examples at `examples_uri`; returns its `power.json` record."""
+    from components.core.artifacts import (
+        BASELINE_BLESSING_KEY,
+        POWER_FILE,
+        TEST_PREDICTIONS_KEY,
+        TestPredictions,
+    )
+    from components.dumb_baseline_gate.executor import Executor as GateExecutor
+
+    inputs = {
+        "model": [artifact(standard_artifacts.Model, run_outputs["Trainer"]["model"][0])],
+        "model_blessing": [blessing(run_outputs["Evaluator"]["blessing"][0])],
+        "examples": [examples(examples_uri)],
+        "transform_graph": [
+            artifact(standard_artifacts.TransformGraph, run_outputs["Transform"]["transform_graph"][0])
+        ],
+    }
+    outputs = {
+        BASELINE_BLESSING_KEY: [artifact(standard_artifacts.ModelBlessing, out_dir / "blessing")],
+        TEST_PREDICTIONS_KEY: [artifact(TestPredictions, out_dir / "predictions")],
+    }
+    for kind in outputs.values():
+        Path(kind[0].uri).mkdir(parents=True, exist_ok=True)
+    GateExecutor().Do(inputs, outputs, {PROBLEM_SPEC_KEY: json.dumps(spec.to_config())})
+    return json.loads((out_dir / "blessing" / POWER_FILE).read_text())
