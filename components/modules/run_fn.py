@@ -179,10 +179,38 @@ def tuned_spec(spec: ProblemSpec, hyperparameters: dict | None) -> ProblemSpec:
     return spec.model_copy(update={"training": spec.training.model_copy(update=update)})
 
 
+class TrainingDivergedError(ValueError):
+    """The training loss became NaN or infinite: the weights are ruined; nothing after may use them."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is not a finite number, naming the batch and what to
+    change. Keras' TerminateOnNaN stops quietly and leaves a model that predicts NaN; early stopping's
+    restored weights could hide the divergence behind a shorter training."""
+
+    def __init__(self, learning_rate: float):
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = float((logs or {}).get("loss", 0.0))
+        if not np.isfinite(loss):
+            raise TrainingDivergedError(
+                f"training diverged: the loss became {loss} at epoch {self.epoch + 1}, batch {batch + 1} "
+                f"(training.learning_rate = {self.learning_rate:g}); lower training.learning_rate (for "
+                f"example to {self.learning_rate / 10:g}), or look for extreme values in the numeric features"
+            )
+
+
 def fit(model: keras.Model, spec: ProblemSpec, train: tf.data.Dataset, validation: tf.data.Dataset | None):
     """Trains with early stopping on the eval split; the final model of a tuned run (trained on train +
-    eval, no validation data left) trains for the tuned number of epochs."""
-    callbacks = []
+    eval, no validation data left) trains for the tuned number of epochs. A loss that is not a finite
+    number stops training with `TrainingDivergedError`."""
+    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(spec.training.learning_rate)]
     if validation is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
