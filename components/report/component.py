@@ -5,7 +5,7 @@ from __future__ import annotations
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components.core.artifacts import (
     DEVICE_MODELS_KEY,
@@ -20,7 +20,11 @@ from components.report.executor import Executor
 
 
 class StakeholderReportGenSpec(ComponentSpec):
-    PARAMETERS = SPEC_PARAMETERS
+    PARAMETERS = {
+        **SPEC_PARAMETERS,
+        # Where `pipelines land --annotations` records annotated spans (the monitoring folder).
+        "monitoring_dir": ExecutionParameter(type=str, optional=True),
+    }
     INPUTS = {
         "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
         "schema": ChannelParameter(type=standard_artifacts.Schema, optional=True),
@@ -41,8 +45,10 @@ class StakeholderReportGen(base_component.BaseComponent):
     """Writes the run's stakeholder report: the task and the data (rows, class balance, missing values,
     target-leakage warnings), the dumb baseline against the model, test metrics with 95% bootstrap
     intervals, confusion matrix, error rates across decision thresholds, the most confident failures,
-    per-slice metrics (the Evaluator's slices), learning curves, tuning trials, and each deployment
-    target's size and parity. It is written whether or not the model was blessed: it says why."""
+    per-slice metrics (the Evaluator's slices), learning curves, tuning trials, each deployment
+    target's size and parity, and the annotated spans the training window holds (with the agreement
+    of the audited model and the annotators). It is written whether or not the model was blessed: it
+    says why."""
 
     SPEC_CLASS = StakeholderReportGenSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
@@ -62,9 +68,11 @@ class StakeholderReportGen(base_component.BaseComponent):
         tuner_results: types.BaseChannel | None = None,
         schema: types.BaseChannel | None = None,
         model: types.BaseChannel | None = None,
+        monitoring_dir: str | None = None,
     ):
         super().__init__(
             spec=StakeholderReportGenSpec(
+                monitoring_dir=monitoring_dir,
                 statistics=statistics,
                 schema=schema,
                 examples=examples,

@@ -15,7 +15,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.core import artifacts, evaluation
+from components.core import annotations, artifacts, evaluation
 from components.core.artifacts import REPORT_DATA_FILE, REPORT_FILE, REPORT_KEY, problem_spec
 from components.core.evaluation import read_evaluation, slice_metrics
 from components.core.models_config import target_name
@@ -43,12 +43,30 @@ class Executor(base_executor.BaseExecutor):
         exec_properties: dict[str, Any],
     ) -> None:
         spec = problem_spec(exec_properties)
-        data = ReportBuilder(spec, input_dict, self._context.pipeline_run_id if self._context else "").build()
+        run_id = self._context.pipeline_run_id if self._context else ""
+        data = ReportBuilder(spec, input_dict, run_id).build()
+        data["annotations"] = annotated_spans(input_dict, exec_properties.get("monitoring_dir"))
         out = Path(artifact_utils.get_single_uri(output_dict[REPORT_KEY]))
         out.mkdir(parents=True, exist_ok=True)
         (out / REPORT_DATA_FILE).write_text(json.dumps(data, indent=1, default=_plain))
         (out / REPORT_FILE).write_text(render_report(data), encoding="utf-8")
         logging.info("Stakeholder report: %s", out / REPORT_FILE)
+
+
+def annotated_spans(input_dict: dict[str, list[types.Artifact]], monitoring_dir: str | None) -> list[dict]:
+    """The annotation records of the spans in the training window, each with its one-line summary."""
+    if not monitoring_dir:
+        return []
+    spans = [_span(artifact) for artifact in input_dict.get("examples", [])]
+    records = annotations.read_records(monitoring_dir, spans)
+    return [{**record, "summary": annotations.describe(record)} for record in records]
+
+
+def _span(artifact: types.Artifact) -> int:
+    """An Examples artifact's span: ExampleGen records it as a custom property."""
+    if artifact.has_custom_property("span"):
+        return int(artifact.get_int_custom_property("span") or artifact.get_string_custom_property("span"))
+    return int(artifact.span) if artifact.has_property("span") else 0
 
 
 def _plain(value):

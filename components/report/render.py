@@ -583,6 +583,45 @@ def _slice_metric_names(slices: list[dict]) -> list[str]:
     return list(dict.fromkeys(name for s in slices for name in (s.get("metrics") or {})))
 
 
+def _agreement_rows(record: dict) -> list[tuple]:
+    rows = []
+    for name in ("sample", "hardest"):
+        group = record.get("groups", {}).get(name) or {}
+        if not group.get("rows"):
+            continue
+        value = _format(group["value"]) if record.get("measure") == "mae" else _percent(group["value"])
+        rows.append((record["span"], name, "all", group["rows"], value, _interval(group["interval"])))
+        for label, part in (group.get("per_class") or {}).items():
+            if part.get("rows"):
+                rows.append(
+                    ("", "", label, part["rows"], _percent(part["value"]), _interval(part["interval"]))
+                )
+    return rows
+
+
+def _annotations_section(data: dict) -> str:
+    records = data.get("annotations")
+    if not records:
+        return ""
+    measure = "mean absolute difference" if records[0].get("measure") == "mae" else "agreement"
+    note = (
+        "Rows people labelled (`pipelines audit`, then `pipelines land --annotations`) that this "
+        f"model trained on, and the {measure} of the model in service when they were chosen with "
+        "those labels: on a random sample of the span (how it does on the data in the wild) and on the "
+        "rows it was least sure about. Intervals: 95% (Wilson for shares, bootstrap for the mean "
+        "absolute difference)."
+    )
+    rows = [row for record in records for row in _agreement_rows(record)]
+    summaries = "".join(_paragraph(record["summary"]) for record in records)
+    return _section(
+        "annotations",
+        "Annotated rows",
+        _paragraph(note),
+        summaries,
+        _table(["span", "rows chosen", "class", "annotated", measure, "95% interval"], rows),
+    )
+
+
 def _slices_section(data: dict) -> str:
     slices = data.get("slices")
     if not slices:
@@ -789,6 +828,7 @@ SECTIONS = (
     _failures_section,
     _importance_section,
     _slices_section,
+    _annotations_section,
     _curves_section,
     _tuning_section,
     _targets_section,

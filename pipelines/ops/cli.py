@@ -224,12 +224,64 @@ def _cmd_land(args: argparse.Namespace) -> int:
     from pipelines.workflow import landing
 
     spec = load_spec(args.config, check_data=False)
+    if args.annotations:
+        return _land_annotations(spec, args)
+    if not args.files:
+        print("Not landed: pass the CSV file(s) of the new span (or --annotations FILE)", file=sys.stderr)
+        return EXIT_FAILED
     try:
         span = landing.land_span(spec, args.files, span=args.span)
     except landing.LandingError as error:
         print(f"Not landed: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(f"Landed span {span} at {landing.span_folder(spec, span)}")
+    return 0
+
+
+def _land_annotations(spec: ProblemSpec, args: argparse.Namespace) -> int:
+    from components.core import annotations
+    from pipelines.ops import audit, progress
+    from pipelines.workflow import landing
+
+    if args.files or args.span is not None:
+        print("Not landed: --annotations lands one audit file as the next span, alone", file=sys.stderr)
+        return EXIT_FAILED
+    progress.quiet_libraries()
+    paths = RunPaths.for_spec(spec.name, args.home)
+    try:
+        record = audit.land_annotations(spec, paths, Path(args.annotations))
+    except (audit.AuditError, landing.LandingError) as error:
+        print(f"Not landed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"Landed {args.annotations} as span {record['span']} at {landing.span_folder(spec, record['span'])}"
+    )
+    print(f"  {annotations.describe(record)}")
+    print(f"  record: {annotations.record_path(paths.monitoring_dir, record['span'])}")
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from pipelines.ops import audit, progress
+
+    progress.quiet_libraries()
+    spec = load_spec(args.config, check_data=False)
+    paths = RunPaths.for_spec(spec.name, args.home)
+    try:
+        done = audit.audit_span(
+            spec, paths, Path(args.output), args.span, args.fraction, args.hardest, args.seed
+        )
+    except audit.AuditError as error:
+        print(f"No audit written: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"Audit of span {done.span} ({done.span_rows} rows) with version {done.version}: {done.rows} row(s) "
+        f"({done.sampled} sampled at random, {done.hardest} the model is least sure about) -> {done.output}"
+    )
+    print(
+        f"  fill {', '.join(spec.label_columns)} in the rows you annotate, then: python -m pipelines land "
+        f"--config {args.config} --annotations {done.output}"
+    )
     return 0
 
 
@@ -374,8 +426,27 @@ def build_parser() -> argparse.ArgumentParser:
     land = commands.add_parser("land", help="land CSV file(s) as the next span of a spanned spec")
     land.add_argument("--config", required=True)
     land.add_argument("--span", type=int, help="span number (default: the next one)")
-    land.add_argument("files", nargs="+", help="CSV file(s) of the new span")
+    land.add_argument(
+        "--annotations",
+        metavar="FILE",
+        help="an annotated audit file: measure the model's agreement, land its rows as the next span",
+    )
+    land.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep their outputs")
+    land.add_argument("files", nargs="*", help="CSV file(s) of the new span")
     land.set_defaults(handler=_cmd_land)
+    audit = commands.add_parser(
+        "audit", help="write a span's rows for annotators: a random sample and the model's hardest rows"
+    )
+    audit.add_argument("--config", required=True, help="a spanned problem spec (YAML)")
+    audit.add_argument("--home", default=str(DEFAULT_HOME), help="where runs keep their outputs")
+    audit.add_argument("--span", type=int, help="span number (default: the newest)")
+    audit.add_argument("--fraction", type=float, default=0.05, help="share of the span's rows sampled (0.05)")
+    audit.add_argument(
+        "--hardest", type=int, default=20, help="rows the model in service is least sure about (20)"
+    )
+    audit.add_argument("--seed", type=int, default=0, help="seed of the random sample")
+    audit.add_argument("--output", required=True, metavar="FILE.csv", help="the file for annotators")
+    audit.set_defaults(handler=_cmd_audit)
     check = commands.add_parser("check", help="check a landed span for bad data and drift, write its report")
     check.add_argument("--config", required=True)
     check.add_argument("--home", default=str(DEFAULT_HOME))

@@ -342,12 +342,15 @@ class Scorer:
             + "\n  - ".join(lines)
         )
 
-    def score(self, rows: list[dict[str, str]]) -> list[list[str]]:
+    def predictions(self, rows: list[dict[str, str]]) -> np.ndarray:
+        """The target's outputs for `rows`, [rows, outputs] (a probability per output for classifiers)."""
         from components.scoring.examples import to_raw_inputs
 
         inputs = to_raw_inputs(rows, self.input_dtypes, self.raw_spec)
-        predictions = np.asarray(self.predict(inputs), dtype=np.float32)
-        return self.columns.cells(predictions.reshape(len(rows), -1))
+        return np.asarray(self.predict(inputs), dtype=np.float32).reshape(len(rows), -1)
+
+    def score(self, rows: list[dict[str, str]]) -> list[list[str]]:
+        return self.columns.cells(self.predictions(rows))
 
 
 def predict_file(

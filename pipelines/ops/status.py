@@ -2,14 +2,14 @@
 
 Everything is read from what the pipeline, the pusher and the drift check already write: the serving
 folder (`models.config`, `current.json`, each version's `manifest.json`), ML Metadata (runs, metrics,
-blessing, lineage) and the monitoring folder (drift reports). Nothing is written.
+blessing, lineage) and the monitoring folder (drift reports, annotated spans). Nothing is written.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from components.core import models_config
+from components.core import annotations, models_config
 from pipelines.paths import RunPaths, mysql_settings, pipeline_name_for
 
 SHOWN_HISTORY = 10  # entries of the push/rollback history in the text view (--json has them all)
@@ -107,6 +107,8 @@ def drift_status(paths: RunPaths) -> dict | None:
         "decision": newest.get("decision"),
         "reason": newest.get("reason"),
         "drifted_features": newest.get("drifted_features", []),
+        "rows": newest.get("rows"),
+        "drift": newest.get("drift", []),  # each feature: value, threshold, noise floor of `rows` rows
         "production_version": newest.get("production_version"),
         "quality": newest.get("quality"),
         "age": newest.get("age"),
@@ -145,9 +147,16 @@ def model_status(name: str, home: Path) -> dict:
         "serving": serving_status(paths),
         "drift": drift_status(paths),
         "last_run": run_status(paths),
+        "annotations": annotation_status(paths),
         "serving_dir": str(paths.serving_dir),
         "metadata": paths.metadata_location(),
     }
+
+
+def annotation_status(paths: RunPaths) -> dict | None:
+    """The newest annotated span (`pipelines land --annotations`): the audited model's agreement."""
+    records = annotations.read_records(paths.monitoring_dir)
+    return {**records[-1], "summary": annotations.describe(records[-1])} if records else None
 
 
 def status(home: Path, names: list[str] | None = None) -> dict:
@@ -197,10 +206,31 @@ def _drift_lines(drift: dict | None) -> list[str]:
     return [
         f"  last drift check: span {drift['span']} at {drift['checked_at']}: {drift['decision']}",
         f"    drifted features: {drifted}",
+        *_nearest_drift_lines(drift),
         f"    {drift['reason']}",
         *_quality_lines(drift.get("quality")),
         *_age_lines(drift.get("age")),
         f"    reports: {drift['reports']}",
+    ]
+
+
+def _nearest_drift_lines(drift: dict) -> list[str]:
+    """The feature nearest to drifting: what a feature must pass is its threshold and the noise floor
+    of a span of that many rows (older reports have no floor)."""
+
+    def limit(feature: dict) -> float:
+        return max(feature["threshold"], feature.get("noise_floor") or 0.0)
+
+    measured = [feature for feature in drift.get("drift") or [] if limit(feature) > 0]
+    if not measured:
+        return []
+    nearest = max(measured, key=lambda feature: feature["value"] / limit(feature))
+    floor = nearest.get("noise_floor")
+    return [
+        f"    nearest its limit: {nearest['feature']} {nearest['value']:.4f} (threshold "
+        f"{nearest['threshold']:g}"
+        + ("" if floor is None else f", noise floor {floor:.4f}")
+        + f" at {drift.get('rows')} rows)"
     ]
 
 
@@ -254,6 +284,8 @@ def text(report: dict) -> str:
         lines += (
             _serving_lines(model["serving"]) + _drift_lines(model["drift"]) + _run_lines(model["last_run"])
         )
+        if model.get("annotations"):
+            lines.append(f"  last annotations: {model['annotations']['summary']}")
         lines.append(f"  serving folder: {model['serving_dir']}; metadata: {model['metadata']}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -242,6 +242,7 @@ def create_components(spec: ProblemSpec, paths: RunPaths, run: RunParameters = R
         tuner_results=tuner.outputs["tuner_results"] if tuner else None,
         problem_spec=spec_json,
         code_version=code_version(),
+        monitoring_dir=str(paths.monitoring_dir),
     ).with_id("Report")
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
