@@ -65,7 +65,8 @@ def annotated_spans(input_dict: dict[str, list[types.Artifact]], monitoring_dir:
 def _span(artifact: types.Artifact) -> int:
     """An Examples artifact's span: ExampleGen records it as a custom property."""
     if artifact.has_custom_property("span"):
-        return int(artifact.get_int_custom_property("span") or artifact.get_string_custom_property("span"))
+        value = artifact.get_custom_property("span")
+        return int(value) if value not in (None, "") else 0
     return int(artifact.span) if artifact.has_property("span") else 0
 
 

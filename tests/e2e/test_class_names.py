@@ -4,6 +4,8 @@ class for the same rows as the SavedModel: TF Serving's signature, TFLite, TF.js
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import tensorflow_transform as tft
@@ -20,6 +22,7 @@ from components.curated_schema_gen.executor import (
 )
 from components.scoring.examples import to_raw_inputs
 from components.scoring.runtimes import TensorFlowRuntime, TfjsNodeRuntime, TFLiteRuntime
+from pipelines.ops import predict
 from pipelines.ops.cli import run_training
 from pipelines.paths import RunPaths
 from tests.helpers.pipeline_runs import (
@@ -111,3 +114,33 @@ def test_every_target_names_the_same_class_as_the_saved_model(payment_run):
         np.testing.assert_allclose(answer.scores, expected[index], atol=1e-4)
         best = spoken_percent(max(answer.scores))
         assert answer.text == f"payment_type: {named[index]}, {best} probability"
+
+
+def test_predict_names_the_class_and_every_probability_on_every_target(payment_run, tmp_path):
+    """`pipelines predict` on rows as a user has them (the label column is there and is kept): each target
+    writes the SavedModel's class name and one probability per class, in the manifest's class order."""
+    spec, paths, summary, rows = payment_run
+    header = list(rows[0])
+    source = write_table(tmp_path / "trips.csv", header, rows)
+    classes = read_current(paths.serving_dir.parent, paths.serving_dir.name)["manifest"]["classes"]
+    outputs = {}
+    for target in ("serving", "tflite-float32", "tfjs-float32"):
+        scored = predict.predict_file(spec, paths, source, tmp_path / f"{target}.csv", target=target)
+        assert scored.added == [f"predicted_{LABEL}", *(f"probability_{name}" for name in classes)]
+        with open(scored.output, newline="", encoding="utf-8") as handle:
+            outputs[target] = list(csv.DictReader(handle))
+    reference = outputs["serving"]
+    assert [row[LABEL] for row in reference] == [row[LABEL] for row in rows], "input columns are kept"
+    for row in reference:
+        probabilities = [float(row[f"probability_{name}"]) for name in classes]
+        assert row[f"predicted_{LABEL}"] == classes[int(np.argmax(probabilities))]
+        assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+    for target, scored_rows in outputs.items():
+        assert [r[f"predicted_{LABEL}"] for r in scored_rows] == [r[f"predicted_{LABEL}"] for r in reference]
+        for name in classes:
+            np.testing.assert_allclose(
+                [float(r[f"probability_{name}"]) for r in scored_rows],
+                [float(r[f"probability_{name}"]) for r in reference],
+                atol=1e-4,
+                err_msg=target,
+            )
