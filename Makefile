@@ -102,6 +102,7 @@ bench: demo
 	$(PY) -m bench.overhead --runs 3 --home $(HOME_DIR)/bench/overhead
 	$(PY) -m bench.monitoring --home $(HOME_DIR)/bench/monitoring
 	$(PY) -m bench.scaling --factors 1 10 100 --home $(HOME_DIR)/bench/scaling
+	$(PY) -m bench.beam_modes --factors 1 10 --home $(HOME_DIR)/bench/beam_modes
 	$(PY) -m bench.quality --home $(HOME_DIR)/bench/quality
 
 # The whole suite in one pytest-xdist run. Tests are grouped by the pipeline run they share (one group

@@ -56,7 +56,7 @@ def tree_rss(process: psutil.Process) -> int:
 class Measured:
     """One pipeline process: per-component seconds and peak memory, and the whole run's."""
 
-    def __init__(self, config: Path, home: Path):
+    def __init__(self, config: Path, home: Path, extra_args: list[str] | None = None):
         self.seconds: dict[str, float] = {}
         self.peak: dict[str, int] = {}
         self.since_last = 0  # peak memory since the last component finished
@@ -64,7 +64,8 @@ class Measured:
         self.lines: list[str] = []
         started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "run", "--config", str(config), "--home", str(home)],
+            [sys.executable, "-m", "pipelines", "run", "--config", str(config), "--home", str(home)]
+            + (extra_args or []),
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -3,8 +3,11 @@
 `python -m pipelines simulate` (or `make simulate`) cuts the shipped taxi data by
 `trip_start_timestamp` into calendar quarters, lands them one at a time in a landing zone of its own,
 and after each landing runs the monitoring DAG and, when it triggers retraining, the training DAG
-(`DAG.test()`, on an Airflow database of the replay's own). It records per span the drift scores,
-the decision, and the production model's metric on the span before and after, as JSON and PNG.
+(`DAG.test()`, on an Airflow database of the replay's own). It records per span the drift scores
+against what each had to pass, the decision, and the metric of the models around the span's check (in
+production before it, the candidate its retraining trained, in production after it) on the *next* span,
+which none of them was trained on (ML Metadata says which spans each was), as JSON and PNG: scored on
+the span just trained on, retraining would "help" by construction.
 
 Everything lives in the replay's home (`build/replay` by default): landing zone, pipeline root,
 serving folder, monitoring reports, ML Metadata (SQLite) and Airflow. Each replay starts from nothing,
@@ -20,13 +23,19 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from components.core.sources import read_table, resolve, write_table
 from components.core.spec import SPAN_TOKEN, ProblemSpec, load_spec
 from pipelines.paths import HOME_VARIABLE, MYSQL_VARIABLE, RunPaths
 from pipelines.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from pipelines.workflow.results import ProductionModel
 
 REPLAY_SPEC = "config/taxi_replay.yaml"
 DEFAULT_REPLAY_HOME = Path("build") / "replay"
@@ -130,28 +139,71 @@ class ReplayError(RuntimeError):
 def simulate(
     home: Path = DEFAULT_REPLAY_HOME, spec_file: str = REPLAY_SPEC, limit: int | None = None
 ) -> dict:
-    """Runs the replay in `home` and writes `timeline.json` and `timeline.png` under `home`/<name>."""
+    """Runs the replay in `home` and writes `timeline.json` and `timeline.png` under `home`/<name>.
+    What the libraries print goes to `<name>/replay.log`; the console gets one line per step."""
     home = claim_replay_home(home.resolve())
     os.environ[HOME_VARIABLE] = str(home)
     spec = replay_spec(load_spec(REPO_ROOT / spec_file, check_data=False), home)
-    paths = RunPaths.for_spec(spec.name, home)
     out = home / spec.name
     quarters = cut_into_quarters(Path(resolve(TAXI_DATA, REPO_ROOT)), out / "quarters")[:limit]
     print(
         f"Replay of '{spec.name}' in {home}: {len(quarters)} quarterly spans, "
         f"{quarters[0].stem} to {quarters[-1].stem}"
     )
-    log = out / "airflow.log"
-    print(f"Airflow's and TFX's logs: {log}", flush=True)
-    with output_to(log):
-        prepare_airflow(out / "airflow")
-        airflow = ReplayAirflow(spec, home)
-    timeline = {"model": spec.name, "metric": spec.metric.name, "spans": []}
-    for quarter in quarters:
-        timeline["spans"].append(_replay_span(spec, paths, airflow, quarter, log))
-        _write_timeline(timeline, out)
+    log = out / "replay.log"
+    print(f"What Airflow, TFX and TensorFlow print: {log}", flush=True)
+    with output_to(log) as console:
+        timeline = _replay(spec, home, quarters, out, lambda line: print(line, file=console, flush=True))
     print(f"\nTimeline: {out / 'timeline.json'} and {out / 'timeline.png'}")
     return timeline
+
+
+def _replay(
+    spec: ProblemSpec, home: Path, quarters: list[Path], out: Path, say: Callable[[str], None]
+) -> dict:
+    """Each quarter lands, is checked and (when the check asks) trains; the models each quarter left are
+    scored on the quarter after it as soon as that one has landed, before anything can train on it."""
+    prepare_airflow(out / "airflow")
+    airflow = ReplayAirflow(spec, home)
+    paths = RunPaths.for_spec(spec.name, home)
+    timeline = {"model": spec.name, "metric": spec.metric.name, "scoring": SCORING, "spans": []}
+    left: SpanModels | None = None  # the models the previous quarter left, to score on this one
+    for quarter in quarters:
+        span, rows = _land(spec, quarter)
+        if left is not None:
+            timeline["spans"][-1].update(score_on_unseen_span(spec, left, span, rows))
+            say(_unseen_line(timeline["spans"][-1], spec.metric.name))
+        entry, left = _replay_span(spec, paths, airflow, quarter, span, rows, say)
+        timeline["spans"].append(entry)
+        _write_timeline(timeline, out)
+    if timeline["spans"]:
+        timeline["spans"][-1]["note"] = NO_NEXT_SPAN
+        say(f"span {timeline['spans'][-1]['span']:2d}: {NO_NEXT_SPAN}")
+        _write_timeline(timeline, out)
+    return timeline
+
+
+@contextlib.contextmanager
+def output_to(log: Path) -> Iterator[TextIO]:
+    """Sends this process's stdout and stderr (Python's and native code's: TensorFlow, Beam's workers,
+    Airflow) to `log` for a while; yields the console, for the replay's own lines."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = open(os.dup(saved[0]), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    with open(log, "ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield console
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            console.close()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for descriptor in saved:
+                os.close(descriptor)
 
 
 def claim_replay_home(home: Path) -> Path:
@@ -193,77 +245,154 @@ def replay_spec(spec: ProblemSpec, home: Path) -> ProblemSpec:
     return spec.model_copy(update={"data": spec.data.model_copy(update={"source": source})})
 
 
-@contextlib.contextmanager
-def output_to(log: Path):
-    """Sends this process's stdout and stderr (Python's and native code's) to `log` for a while."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log, "ab") as handle:
-        os.dup2(handle.fileno(), 1)
-        os.dup2(handle.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for descriptor in saved:
-                os.close(descriptor)
+NO_NEXT_SPAN = "the last span: no later span to score its models on (None)"
+SCORING = (
+    "metric_before, metric_candidate, metric_after: the model in production before span k's check, the "
+    "candidate its retraining trained (None without retraining) and the model in production after it, "
+    "each scored on span k+1 (scored_on_span), which none of them was trained on: `models` lists each "
+    "one's training spans from ML Metadata. None for the last span, which has no next span."
+)
+MODEL_ROLES = ("before", "candidate", "after")
+
+
+@dataclass(frozen=True)
+class SpanModels:
+    """The models around one span's check: in production before it, the candidate its retraining trained
+    (pushed or not; None without retraining) and in production after it."""
+
+    before: ProductionModel | None
+    candidate: ProductionModel | None
+    after: ProductionModel | None
+
+    def by_role(self) -> dict[str, ProductionModel | None]:
+        return {role: getattr(self, role) for role in MODEL_ROLES}
+
+    def record(self) -> dict[str, dict | None]:
+        """What the timeline keeps of each model: its version and the spans it was trained on (MLMD)."""
+        return {
+            role: None
+            if model is None
+            else {"version": model.version or None, "model": model.model_uri, "trained_on_spans": model.spans}
+            for role, model in self.by_role().items()
+        }
+
+
+def score_on_unseen_span(
+    spec: ProblemSpec, models: SpanModels, span: int, rows: list[dict[str, str]]
+) -> dict[str, float | int | None]:
+    """Each model's metric (`metric_before`, `metric_candidate`, `metric_after`) on the rows of `span`, a
+    span none of them was trained on: their training spans, read from ML Metadata, are checked first, so
+    a figure is never in-sample. A model scored once per call, whatever its roles."""
+    from pipelines.workflow import scoring
+
+    seen = {role: model.spans for role, model in models.by_role().items() if model and span in model.spans}
+    if seen:
+        raise ReplayError(
+            f"span {span} is among the training spans of the {', '.join(seen)} model(s) ({seen}): "
+            "scoring on it would be in-sample"
+        )
+    metrics: dict[str, float | None] = {}
+    scored: dict[str, float | int | None] = {"scored_on_span": span}
+    for role, model in models.by_role().items():
+        if model is not None and model.model_uri not in metrics:
+            metrics[model.model_uri] = scoring.score_rows(spec, model, rows)
+        scored[f"metric_{role}"] = None if model is None else metrics[model.model_uri]
+    return scored
+
+
+def _land(spec: ProblemSpec, quarter: Path) -> tuple[int, list[dict[str, str]]]:
+    from pipelines.workflow import landing
+
+    _, rows = read_table(quarter)
+    return landing.land_span(spec, [quarter]), rows
 
 
 def _replay_span(
-    spec: ProblemSpec, paths: RunPaths, airflow: ReplayAirflow, quarter: Path, log: Path
-) -> dict:
-    from pipelines.paths import pipeline_name
-    from pipelines.workflow import landing, monitoring, results, scoring
+    spec: ProblemSpec,
+    paths: RunPaths,
+    airflow: ReplayAirflow,
+    quarter: Path,
+    span: int,
+    rows: list[dict[str, str]],
+    say: Callable[[str], None],
+) -> tuple[dict, SpanModels]:
+    """Checks the landed span and trains when the check asks; returns its timeline entry (scored on
+    the next span later) and the models around it."""
+    from pipelines.workflow import monitoring
 
     started = time.monotonic()
-    span = landing.land_span(spec, [quarter])
-    _, rows = read_table(quarter)
-    store = results.open_store(paths.metadata_config())
-    before = results.production_model(store, pipeline_name(spec))
+    before, newest_before = _production_and_newest(spec, paths)
+    say(f"span {span:2d} {quarter.stem}: landed, checking ...")
+    state, triggered = airflow.check()
+    conf = triggered[-1] if triggered else None
+    report = (monitoring.reports(paths.monitoring_dir, span) or [{}])[-1]
     entry = {
         "span": span,
         "quarter": quarter.stem,
         "rows": len(rows),
-        "production_version_before": before.version if before else None,
-        "metric_before": scoring.score_rows(spec, before, rows) if before else None,
+        "monitoring_state": state,
+        "decision": report.get("decision"),
+        "reason": report.get("reason"),
+        "drift": {d["feature"]: _drift_figures(d) for d in report.get("drift", [])},
+        "drifted_features": report.get("drifted_features", []),
+        "retrained": bool(conf and conf.get("train")),
     }
-    print(f"span {span:2d} {quarter.stem}: landed, checking ...", flush=True)
-    with output_to(log):
-        state, triggered = airflow.check()
-    conf = triggered[-1] if triggered else None
-    report = (monitoring.reports(paths.monitoring_dir, span) or [{}])[-1]
-    entry.update(
-        monitoring_state=state,
-        decision=report.get("decision"),
-        reason=report.get("reason"),
-        drift={d["feature"]: d["value"] for d in report.get("drift", [])},
-        drifted_features=report.get("drifted_features", []),
-        retrained=bool(conf and conf.get("train")),
-    )
     if conf is not None:  # every valid span is ingested; training only when the check asked for it
-        print(
-            f"span {span:2d} {quarter.stem}: {'training' if conf.get('train') else 'ingesting'} ...",
-            flush=True,
-        )
-        with output_to(log):
-            entry["training_state"] = airflow.train(conf)
-    after = results.production_model(results.open_store(paths.metadata_config()), pipeline_name(spec))
-    entry["production_version_after"] = after.version if after else None
-    entry["pushed_new_model"] = bool(after) and (not before or after.version != before.version)
-    entry["metric_after"] = scoring.score_rows(spec, after, rows) if after else None
-    entry["seconds"] = round(time.monotonic() - started, 1)
-    print(_line(entry), flush=True)
-    return entry
+        say(f"span {span:2d} {quarter.stem}: {'training' if conf.get('train') else 'ingesting'} ...")
+        entry["training_state"] = airflow.train(conf)
+    after, newest_after = _production_and_newest(spec, paths)
+    trained = newest_after is not None and (
+        newest_before is None or newest_after.model_uri != newest_before.model_uri
+    )
+    candidate = (
+        None
+        if not trained
+        else after
+        if after and after.model_uri == newest_after.model_uri
+        else newest_after
+    )
+    models = SpanModels(before, candidate, after)  # a pushed candidate is `after`, with its version
+    entry.update(
+        production_version_before=before.version if before else None,
+        production_version_after=after.version if after else None,
+        pushed_new_model=bool(after) and (not before or after.version != before.version),
+        models=models.record(),
+        scored_on_span=None,
+        **{f"metric_{role}": None for role in MODEL_ROLES},
+        seconds=round(time.monotonic() - started, 1),
+    )
+    say(_line(entry))
+    return entry, models
+
+
+def _production_and_newest(
+    spec: ProblemSpec, paths: RunPaths
+) -> tuple[ProductionModel | None, ProductionModel | None]:
+    """The model in production and the newest model any Trainer made, from ML Metadata."""
+    from pipelines.paths import pipeline_name
+    from pipelines.workflow import results
+
+    store = results.open_store(paths.metadata_config())
+    return results.production_model(store, pipeline_name(spec)), results.newest_model(store)
+
+
+def _drift_figures(drift: dict) -> dict:
+    """A feature's drift in a report, with what it had to pass (the threshold and the noise floor)."""
+    limit = max(drift["threshold"], drift.get("noise_floor") or 0.0)
+    return {
+        "value": drift["value"],
+        "threshold": drift["threshold"],
+        "noise_floor": drift.get("noise_floor"),
+        "ratio": round(drift["value"] / limit, 4) if limit > 0 else None,
+        "drifted": drift.get("drifted", drift["value"] > limit),
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "  -  " if value is None else f"{value:.3f}"
 
 
 def _line(entry: dict) -> str:
-    def fmt(value):
-        return "  -  " if value is None else f"{value:.3f}"
-
     action = (
         "retrained" + (" + pushed" if entry["pushed_new_model"] else "")
         if entry["retrained"]
@@ -271,9 +400,19 @@ def _line(entry: dict) -> str:
     )
     return (
         f"span {entry['span']:2d} {entry['quarter']} rows {entry['rows']:5d}  "
-        f"{entry['decision'] or entry['monitoring_state']:20s}"
-        f" {action:20s} metric before {fmt(entry['metric_before'])} after {fmt(entry['metric_after'])}"
+        f"{entry['decision'] or entry['monitoring_state']:20s} {action:20s}"
         f"  drifted: {', '.join(entry['drifted_features']) or '-'}  ({entry['seconds']:.0f}s)"
+    )
+
+
+def _unseen_line(entry: dict, metric: str) -> str:
+    candidate = (
+        f", candidate {_fmt(entry['metric_candidate'])}" if entry["models"]["candidate"] is not None else ""
+    )
+    return (
+        f"span {entry['span']:2d} {entry['quarter']}: its models on span {entry['scored_on_span']} "
+        f"(unseen): {metric} before {_fmt(entry['metric_before'])}"
+        f"{candidate}, after {_fmt(entry['metric_after'])}"
     )
 
 
@@ -284,31 +423,49 @@ def _write_timeline(timeline: dict, out: Path) -> None:
 
 
 def plot_timeline(timeline: dict, path: Path) -> None:
+    """Top: the models around each span scored on the next one; bottom: each feature's drift as a share
+    of what it had to pass (threshold or noise floor), drifting above the line at 1."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     spans = timeline["spans"]
-    labels = [s["quarter"] for s in spans]
-    x = range(len(spans))
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
-    metric = timeline["metric"]
-    top.plot(x, [s["metric_before"] for s in spans], "o-", label=f"{metric} before (model in production)")
-    top.plot(x, [s["metric_after"] for s in spans], "s--", label=f"{metric} after (retrained if drifted)")
-    for i, s in enumerate(spans):
-        if s["retrained"]:
-            top.axvline(i, color="tab:red", alpha=0.15, linewidth=8)
-    top.set_ylabel(f"{metric} on the new span")
+    x = list(range(len(spans)))
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True)
+    _plot_unseen_metrics(top, spans, x, timeline["metric"])
     top.set_title(f"Replay of '{timeline['model']}': quarterly spans (red: retraining triggered)")
-    top.legend(loc="lower left")
-    features = sorted({f for s in spans for f in s["drift"]})
-    for feature in features:
-        bottom.plot(x, [s["drift"].get(feature) for s in spans], ".-", label=feature)
-    bottom.set_ylabel("drift (L-inf / JSD)")
-    bottom.set_xticks(list(x), labels, rotation=45)
-    if features:
-        bottom.legend(fontsize=7, ncol=3, loc="upper left")
+    _plot_drift_ratios(bottom, spans, x)
+    bottom.set_xticks(x, [s["quarter"] for s in spans], rotation=45)
+    bottom.set_xlabel("span k (its models are scored on span k+1)")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _plot_unseen_metrics(axes, spans: list[dict], x: list[int], metric: str) -> None:
+    def series(role: str) -> list[float]:
+        return [float("nan") if s.get(f"metric_{role}") is None else s[f"metric_{role}"] for s in spans]
+
+    axes.plot(x, series("before"), "o-", label="in production before span k")
+    axes.plot(x, series("after"), "s--", label="in production after span k")
+    axes.plot(x, series("candidate"), "x", markersize=9, label="retrained on span k's window (candidate)")
+    for i, s in enumerate(spans):
+        if s["retrained"]:
+            axes.axvline(i, color="tab:red", alpha=0.15, linewidth=8)
+    axes.set_ylabel(f"{metric} on span k+1 (unseen)")
+    axes.legend(loc="best", fontsize=8)
+
+
+def _plot_drift_ratios(axes, spans: list[dict], x: list[int]) -> None:
+    from matplotlib import colormaps
+
+    features = sorted({f for s in spans for f in s["drift"]})
+    axes.set_prop_cycle(color=colormaps["tab20"].colors)  # one colour per feature
+    for feature in features:
+        ratios = [(s["drift"].get(feature) or {}).get("ratio") for s in spans]
+        axes.plot(x, [float("nan") if r is None else r for r in ratios], ".-", label=feature)
+    axes.axhline(1.0, color="black", linewidth=1)
+    axes.set_ylabel("drift / max(threshold, noise floor)")
+    if features:
+        axes.legend(fontsize=7, ncol=3, loc="best")

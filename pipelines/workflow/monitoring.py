@@ -3,9 +3,11 @@
 `check_span` computes the span's statistics, validates them against the production model's schema
 (bad data: stop, keep serving) and measures drift against the statistics of the data the production
 model was trained on: L-infinity distance for categorical features, Jensen-Shannon divergence for
-numeric ones, with the spec's thresholds. A span that carries labels is also scored by the model in
-service against the test metric it was blessed with (concept drift), and the model's age is checked
-against `retrain.max_age_days` (`quality.py`). Every check writes a JSON report and a text summary.
+numeric ones, with the spec's thresholds; a feature drifts only past its noise floor too, what random
+samples of that data of the span's size reach by chance (`drift_noise.py`). A span that carries labels
+is also scored by the model in service against the test metric it was blessed with (concept drift), and
+the model's age is checked against `retrain.max_age_days` (`quality.py`). Every check writes a JSON
+report and a text summary.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from google.protobuf.message import DecodeError
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx.utils import io_utils
 
+from components.core import annotations
 from components.core.files import replace_file
 from components.core.spec import FeatureKind, ProblemSpec
 from components.core.tables import CsvFormat
@@ -50,10 +53,16 @@ class FeatureDrift:
     measure: str
     value: float
     threshold: float
+    noise_floor: float | None = None  # what a same-distribution span of this size reaches (drift_noise)
+
+    @property
+    def limit(self) -> float:
+        """What the value must exceed to drift: the threshold, and the noise floor when it is higher."""
+        return max(self.threshold, self.noise_floor or 0.0)
 
     @property
     def drifted(self) -> bool:
-        return self.value > self.threshold
+        return self.value > self.limit
 
 
 @dataclass
@@ -73,6 +82,7 @@ class DriftReport:
     quality: quality.QualityCheck | None = None  # the model in service on the span's labels
     age: quality.AgeCheck | None = None  # the model in service's age
     reasons: list[str] = field(default_factory=list)  # every reason to retrain (drift, quality, age)
+    annotations: str | None = None  # a span of annotated rows: the audited model's agreement
 
     @property
     def drifted_features(self) -> list[str]:
@@ -108,10 +118,12 @@ class DriftReport:
                 f"  WARNING {column}: {len(unseen)} value(s) never seen in training ({shown}); "
                 "the model maps them to its out-of-vocabulary bucket"
             )
-        for d in sorted(self.drift, key=lambda d: d.value / d.threshold, reverse=True):
+        for d in sorted(self.drift, key=lambda d: d.value / d.limit, reverse=True):
             flag = "DRIFT" if d.drifted else "ok   "
             lines.append(
-                f"  {flag} {d.feature:24s} {d.measure:26s} {d.value:.4f} (threshold {d.threshold:g})"
+                f"  {flag} {d.feature:24s} {d.measure:26s} {d.value:.4f} (threshold {d.threshold:g}"
+                + ("" if d.noise_floor is None else f", noise floor {d.noise_floor:.4f}")
+                + ")"
             )
         return "\n".join(lines)
 
@@ -286,6 +298,23 @@ def drift_measurements(
     return sorted(found, key=lambda d: d.feature)
 
 
+def add_noise_floors(
+    report: DriftReport,
+    production: results.ProductionModel,
+    reference: statistics_pb2.DatasetFeatureStatisticsList,
+    schema: schema_pb2.Schema,
+    cache_dir: Path,
+) -> None:
+    """Gives each measured feature the drift that random samples of the reference, of the span's size,
+    reach by chance (`drift_noise`): a small span drifts only beyond its threshold and that floor."""
+    from pipelines.workflow import drift_noise
+
+    uris = [artifact.uri for artifact in production.training_examples]
+    floors = drift_noise.noise_floors(uris, reference, schema, report.rows, cache_dir)
+    for drift in report.drift:
+        drift.noise_floor = floors.get(drift.feature)
+
+
 def check_span(spec: ProblemSpec, paths: RunPaths, span: int, beam_profile: str | None = None) -> DriftReport:
     """Checks one landed span; writes its report; raises BadSpanError (after writing) on bad data. Its
     statistics run on Beam where the spec's `beam` section, or `beam_profile`, says."""
@@ -326,14 +355,27 @@ def check_span(spec: ProblemSpec, paths: RunPaths, span: int, beam_profile: str 
             f"{column}: {problem}" for column, problem in report.schema_anomalies.items()
         )
         return _finish(report, paths)
+    annotated = annotations.read_record(paths.monitoring_dir, span)
+    if annotated is not None:
+        return _finish(_annotated_span(report, annotated), paths)
     reference = reference_statistics(production, schema, paths.monitoring_dir / "reference", pipeline_args)
     drift = tfdv.validate_statistics(stats, schema, previous_statistics=reference)
     kinds = feature_kinds(schema, spec)
     report.drift = drift_measurements(drift, kinds)
+    add_noise_floors(report, production, reference, schema, paths.monitoring_dir / "reference")
     report.unseen_categories = unseen_categories(stats, production.transform_uri, kinds)
     report.quality = quality.check_quality(spec, paths, span, files, production)
     report.age = quality.check_age(spec, paths)
     return _finish(_decide(spec, report), paths)
+
+
+def _annotated_span(report: DriftReport, record: dict) -> DriftReport:
+    """A span of annotated rows (`pipelines land --annotations`) is ingested for the next training window;
+    its drift and quality are not judged: its rows were chosen (the hardest on purpose), not drawn from
+    the data in the wild. The audited model's agreement with the annotators is its figure."""
+    report.annotations = annotations.describe(record)
+    report.reason = f"annotated rows, ingested for the next training window ({report.annotations})"
+    return report
 
 
 def _decide(spec: ProblemSpec, report: DriftReport) -> DriftReport:
@@ -343,7 +385,7 @@ def _decide(spec: ProblemSpec, report: DriftReport) -> DriftReport:
         drifted = [d for d in report.drift if d.drifted]
         report.reasons.append(
             "drift over threshold in "
-            + ", ".join(f"{d.feature} ({d.measure} {d.value:.3f} > {d.threshold:g})" for d in drifted)
+            + ", ".join(f"{d.feature} ({d.measure} {d.value:.3f} > {_limits(d)})" for d in drifted)
         )
     report.reasons += [check.reason for check in (report.quality, report.age) if check and check.retrain]
     if report.reasons:
@@ -352,12 +394,17 @@ def _decide(spec: ProblemSpec, report: DriftReport) -> DriftReport:
         report.decision = NEW_SPAN
         report.reason = f"new span {report.span} landed (no drift; the spec retrains on every new span)"
     else:
-        report.reason = "no feature drifted past its threshold"
+        report.reason = "no feature drifted past its threshold and its noise floor"
         if report.quality is not None and report.quality.decision == quality.KEEP:
             report.reason += (
                 f"; {report.quality.metric} on the span not significantly worse than retrain.quality_drop"
             )
     return report
+
+
+def _limits(drift: FeatureDrift) -> str:
+    noise = "" if drift.noise_floor is None else f" and noise floor {drift.noise_floor:.3f}"
+    return f"threshold {drift.threshold:g}{noise}"
 
 
 def _without_comparators(schema: schema_pb2.Schema) -> schema_pb2.Schema:

@@ -89,3 +89,54 @@ def test_the_replay_refuses_metadata_in_mysql(tmp_path, monkeypatch):
     with pytest.raises(replay.ReplayError, match=f"{MYSQL_VARIABLE} is set"):
         replay.claim_replay_home(tmp_path / "replay")
     assert not (tmp_path / "replay").exists()
+
+
+def trained_on(*spans: int):
+    """A model as ML Metadata describes it: the Examples it was trained on, one per span."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    from pipelines.workflow.results import ProductionModel
+
+    examples = []
+    for span in spans:
+        artifact = metadata_store_pb2.Artifact(uri=f"/examples/{span}")
+        artifact.custom_properties["span"].int_value = span
+        examples.append(artifact)
+    return ProductionModel("1", f"/model/{'-'.join(map(str, spans))}", "/schema", "/transform", examples)
+
+
+def test_models_are_never_scored_on_a_span_they_were_trained_on():
+    models = replay.SpanModels(before=trained_on(1, 2), candidate=trained_on(2, 3), after=trained_on(2, 3))
+    with pytest.raises(
+        replay.ReplayError, match=r"span 3 is among the training spans of the candidate, after model"
+    ):
+        replay.score_on_unseen_span(None, models, 3, rows=[])
+    assert models.record()["candidate"] == {"version": "1", "model": "/model/2-3", "trained_on_spans": [2, 3]}
+
+
+def test_the_timeline_plots_unseen_metrics_and_drift_against_what_it_had_to_pass(tmp_path):
+    def drift(value, threshold, floor):
+        return replay._drift_figures(
+            {
+                "value": value,
+                "threshold": threshold,
+                "noise_floor": floor,
+                "drifted": value > max(threshold, floor),
+            }
+        )
+
+    first = {"quarter": "2016Q1", "retrained": True, "metric_before": None, "metric_candidate": 0.9}
+    first |= {"metric_after": 0.9, "drift": {"fare": drift(0.15, 0.1, 0.3)}}
+    last = {"quarter": "2016Q2", "retrained": False, "drift": {"fare": drift(0.05, 0.1, 0.02)}}
+    last |= {f"metric_{role}": None for role in replay.MODEL_ROLES}
+    assert first["drift"]["fare"] == {
+        "value": 0.15,
+        "threshold": 0.1,
+        "noise_floor": 0.3,
+        "ratio": 0.5,
+        "drifted": False,
+    }, "above its threshold, below the noise floor of a small span"
+    assert last["drift"]["fare"]["ratio"] == 0.5
+    path = tmp_path / "timeline.png"
+    replay.plot_timeline({"model": "taxi_replay", "metric": "auc", "spans": [first, last]}, path)
+    assert path.stat().st_size > 10_000
