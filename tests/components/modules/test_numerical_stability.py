@@ -4,6 +4,10 @@ Real taxi trips, numeric features as z-scores (what Transform hands the Trainer)
 project's model builder makes from a spec. A learning rate far too large drives a fare regression's loss to
 NaN or infinity within a few batches; one NaN label poisons its batch's loss. Without the check,
 Keras trains on and the Trainer saves a model that predicts NaN.
+
+`run_fn` is read at call time, not imported by name: TFX's Trainer, run in-process by an earlier test of
+the same worker, re-executes the module file in place, so a class imported by name at collection would no
+longer be the one `fit` raises.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components.core.spec import ProblemSpec, TrainingSpec
+from components.modules import run_fn
 from components.modules.model_builder import FeatureInput, build_model, target_scale
-from components.modules.run_fn import TrainingDivergedError, fit
 from tests.helpers.data import taxi_rows
 
 ROWS = 2000
@@ -74,11 +78,11 @@ def train_fare_regression(trips, learning_rate: float):
     keras.utils.set_random_seed(0)
     spec = spec_for("regression", learning_rate)
     model = build_model([FeatureInput(name) for name in NUMERIC], spec, target_scale=target_scale(fares))
-    return fit(model, spec, batches(features, fares), None)
+    return run_fn.fit(model, spec, batches(features, fares), None)
 
 
 def test_a_learning_rate_that_diverges_stops_training_and_names_the_rate(trips):
-    with pytest.raises(TrainingDivergedError) as diverged:
+    with pytest.raises(run_fn.TrainingDivergedError) as diverged:
         train_fare_regression(trips, DIVERGING_RATE)
     message = str(diverged.value)
     # Stopped at the first bad batch of the first epoch, not at the end of training.
@@ -103,5 +107,5 @@ def test_one_nan_label_stops_training_at_its_batch(trips):
     keras.utils.set_random_seed(0)
     spec = spec_for("binary", 0.003)
     model = build_model([FeatureInput(name) for name in NUMERIC], spec)
-    with pytest.raises(TrainingDivergedError, match=r"the loss became nan at epoch 1, batch 3 "):
-        fit(model, spec, batches(features, poisoned), None)
+    with pytest.raises(run_fn.TrainingDivergedError, match=r"the loss became nan at epoch 1, batch 3 "):
+        run_fn.fit(model, spec, batches(features, poisoned), None)
