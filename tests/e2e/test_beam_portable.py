@@ -21,7 +21,7 @@ from components.core.spec import load_spec
 from pipelines.ops.cli import run_training
 from pipelines.paths import RunPaths
 from tests.helpers.data import REPO_ROOT
-from tests.helpers.pipeline_runs import output_uri, versions
+from tests.helpers.pipeline_runs import NO_DEVICE_TARGETS, output_uri, versions
 from tests.helpers.processes import free_port, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("served-taxi")]
@@ -69,7 +69,8 @@ def beam_services(tmp_path_factory):
 @pytest.fixture(scope="module")
 def portable_run(beam_services, served_taxi, tmp_path_factory):
     profile, logs = beam_services
-    spec = load_spec(served_taxi.spec_path)
+    served = load_spec(served_taxi.spec_path)
+    spec = served.model_copy(update={"deployment": served.deployment.model_copy(update=NO_DEVICE_TARGETS)})
     home = tmp_path_factory.mktemp("portable-home")
     from pipelines import settings
 

@@ -35,6 +35,7 @@ from pipelines.workflow import results, training
 from tests.helpers.data import REPO_ROOT, SAVED_AS, TAXI_SPEC, save_as
 from tests.helpers.pipeline_runs import (
     COMPONENT_NODES,
+    NO_DEVICE_TARGETS,
     SMALL_TRAINING,
     cli_run,
     serving_snapshot,
@@ -311,7 +312,7 @@ def test_a_spreadsheets_export_of_the_served_rows_trains_the_same_model(served_t
     the spec check ("column 'big_tipper' is not in the data"), and CRLF alone crashed the gate."""
     header, rows = read_table(served_taxi.source)
     export = save_as(tmp_path / "export.csv.gz", header, rows, SAVED_AS["spreadsheet"])
-    spec_path = write_taxi_spec(tmp_path, export)
+    spec_path = write_taxi_spec(tmp_path, export, deployment=NO_DEVICE_TARGETS)
     done = cli_run(spec_path, tmp_path / "home")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "1 file(s), semicolon-separated (detected)" in done.stdout, done.stdout
@@ -348,6 +349,7 @@ def test_the_served_rows_as_parquet_train_the_same_model(served_taxi, tmp_path):
             source,
             data={"source": str(source), "format": "parquet"},
             exclude=[*taxi.exclude, "trip_started"],
+            deployment=NO_DEVICE_TARGETS,
         )
     )
     summary = run_training(spec, tmp_path / "home")

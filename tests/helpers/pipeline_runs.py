@@ -41,6 +41,8 @@ SMALL_TRAINING = {
 
 # One device target keeps the ModelExporter in every pipeline test; tests/e2e/test_deployment.py builds all.
 SMALL_DEPLOYMENT = {"tflite": ["float32"], "tfjs": []}
+# For a run that only has to train and push the same model as another (the SavedModel alone).
+NO_DEVICE_TARGETS = {"tflite": [], "tfjs": []}
 
 
 def write_taxi_spec(
