@@ -26,14 +26,14 @@ def test_a_model_that_is_not_blessed_says_why_and_that_nothing_was_pushed():
         blessed=False,
         validation_failures=["auc: 0.6100 fails the threshold (at least 0.9)"],
         power_message="no statistical power: the model does not beat the dumb baseline",
-        report_path="/home/pipelines/taxi/Report/report/9/report.html",
+        report_path="build/pipelines/taxi/Report/report/9/report.html",
     )
     note = model_notes.result_note(SPEC, run, span=None, reason="manual run")
     assert note.splitlines() == [
         "Not blessed: test auc 0.6100 (goal auc >= 0.9): auc: 0.6100 fails the threshold (at least 0.9); "
         "no statistical power: the model does not beat the dumb baseline.",
         "Nothing pushed.",
-        "Report: /home/pipelines/taxi/Report/report/9/report.html",
+        "Report: build/pipelines/taxi/Report/report/9/report.html",
         "Reason: manual run",
     ]
 
