@@ -22,7 +22,7 @@ import numpy as np
 
 from components.core import annotations
 from components.core.artifacts import read_class_names
-from components.core.spec import ProblemSpec, TaskType
+from components.core.spec import NEGATIVE_WORDS, POSITIVE_WORDS, ProblemSpec, TaskType
 from pipelines.ops import predict
 from pipelines.paths import RunPaths
 from pipelines.workflow import landing
@@ -35,8 +35,6 @@ MODEL_VERSION = "model_version"
 MODEL_MARGIN = "model_margin"  # 0: the model cannot choose; 1: it is sure
 AUDIT_COLUMNS = [AUDIT_SPAN, AUDIT_ROW, AUDIT_SAMPLE, AUDIT_HARDEST, MODEL_VERSION]
 YES, NO = "yes", "no"
-POSITIVE_WORDS = {"1", "yes", "true", "y", "t"}
-NEGATIVE_WORDS = {"0", "no", "false", "n", "f"}
 CONFIDENCE = 0.95
 
 
@@ -237,7 +235,7 @@ def _fold(value: str) -> str:
 
 def _flag(annotated: Annotated, row: dict[str, str], column: str) -> int:
     value = row[column].strip().lower()
-    if value in POSITIVE_WORDS | NEGATIVE_WORDS:
+    if value in (*POSITIVE_WORDS, *NEGATIVE_WORDS):
         return int(value in POSITIVE_WORDS)
     raise AuditError(
         f"'{annotated.path}' (audit_row {row[AUDIT_ROW]}): {column} {row[column]!r} is not 1/0, yes/no or "
