@@ -172,7 +172,7 @@ def build_model(
     `target_scale` (regression only): the training label's (mean, standard deviation)."""
     training = training or spec.training
     inputs: dict[str, keras.Input] = {}
-    encoded = []
+    numeric, encoded = [], []
     for feature in features:
         # Keras matches a dict of inputs by its keys; layer names must be TensorFlow scope names.
         layer = layer_name(feature.name)
@@ -183,10 +183,14 @@ def build_model(
             encoded.append(keras.layers.Reshape((size,), name=f"{layer}_flat")(embedded))
         else:
             layer_input = keras.Input(shape=(1,), name=layer, dtype=tf.float32)
-            encoded.append(ClipValues(Z_CLIP, name=f"{layer}_clip")(layer_input))
+            numeric.append(layer_input)
             if training.numeric_encoding == "buckets":
                 encoded.append(bucket_embedding(feature, layer, layer_input))
         inputs[feature.name] = layer_input
+    if numeric:
+        # One clip over every z-score: a device model carries two ops for it, not two per feature.
+        stacked = keras.layers.Concatenate(name="numeric")(numeric) if len(numeric) > 1 else numeric[0]
+        encoded.insert(0, ClipValues(Z_CLIP, name="numeric_clip")(stacked))
     hidden = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
     regularizer = (
         keras.regularizers.L1L2(l1=training.l1, l2=training.l2) if training.l1 or training.l2 else None

@@ -52,15 +52,21 @@ def categorical_bucket_count(vocabulary_size: int, oov_buckets: int) -> int:
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
     spec = ProblemSpec.from_config(custom_config[PROBLEM_SPEC_KEY])
     outputs: dict[str, tf.Tensor] = {}
+    numeric: dict[str, tf.Tensor] = {}
     for name, kind in spec.feature_columns(list(inputs)).items():
         column = inputs[name]
         kind = resolve_kind(kind, column.dtype)
         if kind == FeatureKind.NUMERIC:
-            outputs[name] = scale_numeric(column, spec.preprocessing)
+            numeric[name] = numeric_values(column)
         elif kind == FeatureKind.DATETIME:
-            outputs.update(datetime_parts(column, name, spec.preprocessing))
+            parts, seconds = datetime_parts_and_seconds(column, name)
+            outputs.update(parts)
+            if spec.preprocessing.datetime_elapsed:
+                numeric[datetimes.elapsed_name(name)] = seconds
         else:
             outputs[name] = index_categorical(column, name, spec.preprocessing)
+    if numeric:
+        outputs.update(scale_numeric(numeric, spec.preprocessing))
     for label in spec.label_columns:
         outputs[label] = prepare_label(inputs[label], spec.task, spec.positive_class)
     return outputs
@@ -84,30 +90,38 @@ def _present_values(column: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     return column.values if isinstance(column, tf.SparseTensor) else tf.reshape(column, [-1])
 
 
-def scale_numeric(column: tf.Tensor | tf.SparseTensor, options: PreprocessingSpec) -> tf.Tensor:
-    """Impute missing values with the training mean (or median), then z-score with the training mean
-    and standard deviation of the values that are present."""
+def numeric_values(column: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
+    """A numeric column as `[batch]` float32 values, NaN where a value is missing."""
     values, present = _values_and_presence(column, tf.zeros([], column.dtype))
-    return zscore(tf.cast(values, tf.float32), present, options)
+    values = tf.cast(values, tf.float32)
+    return tf.where(present, values, tf.fill(tf.shape(values), tf.constant(float("nan"))))
 
 
-def zscore(values: tf.Tensor, present: tf.Tensor, options: PreprocessingSpec) -> tf.Tensor:
-    """`[batch]` float32 values (where `present`) as `[batch, 1]` z-scores; a missing one gets the
-    training mean (or median)."""
-    present_values = tf.boolean_mask(values, present)
+def scale_numeric(columns: dict[str, tf.Tensor], options: PreprocessingSpec) -> dict[str, tf.Tensor]:
+    """Every numeric feature at once: `columns` (`[batch]` float32, NaN where missing) become one
+    `[batch, n]` tensor, analyzed by one mean and one variance analyzer (and one quantile analyzer for
+    a median fill) over its columns, imputed and z-scored in one step; each feature's `[batch, 1]`
+    z-scores are a slice of it. Per-feature analyzers cost a Beam stage each: a 64-column table took
+    almost three times as long to transform as the 14-column taxi table with four times its rows.
+    TF Transform's analyzers skip NaN, so a missing value does not count towards the statistics."""
+    names = list(columns)
+    stacked = tf.stack([columns[name] for name in names], axis=1)
+    present = tf.logical_not(tf.math.is_nan(stacked))
     # The analyzers sum in float64: Beam may split the sums into other bundles from run to run, and
     # float32 sums of values like longitudes (-87.6 +- 0.05) then differ in their last bits, which
     # training amplifies. Rounded back to float32 they are the same, so the same data gives the
     # same transform and, seeded, the same model. The graph computes in float32 (TFLite builtins).
-    wide_values = tf.cast(present_values, tf.float64)
-    mean = tf.cast(tft.mean(wide_values), tf.float32)
-    std = tf.cast(tf.sqrt(tft.var(wide_values)), tf.float32)
+    wide = tf.cast(stacked, tf.float64)
+    mean = tf.cast(tft.mean(wide, reduce_instance_dims=False), tf.float32)
+    std = tf.cast(tf.sqrt(tft.var(wide, reduce_instance_dims=False)), tf.float32)
     if options.numeric_missing == "median":
-        fill = tf.reshape(tft.quantiles(present_values, num_buckets=2, epsilon=0.001), [])
+        medians = tft.quantiles(stacked, num_buckets=2, epsilon=0.001, reduce_instance_dims=False)
+        fill = tf.reshape(medians, [len(names)])
     else:
         fill = mean
-    filled = tf.where(present, values, fill)
-    return tf.reshape(tf.math.divide_no_nan(filled - mean, std), [-1, 1])
+    filled = tf.where(present, stacked, fill)
+    scaled = tf.math.divide_no_nan(filled - mean, std)
+    return {name: scaled[:, index : index + 1] for index, name in enumerate(names)}
 
 
 def as_text(values: tf.Tensor) -> tf.Tensor:
@@ -142,26 +156,25 @@ def index_categorical(
     return tf.reshape(tf.where(present, index + 1, MISSING_INDEX), [-1, 1])
 
 
-def datetime_parts(
-    column: tf.Tensor | tf.SparseTensor, name: str, options: PreprocessingSpec | None = None
-) -> dict[str, tf.Tensor]:
+def datetime_parts_and_seconds(
+    column: tf.Tensor | tf.SparseTensor, name: str
+) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
     """A date-time column (ISO-8601 text or Unix seconds) as its hour, weekday and month categories
-    (`components/modules/datetimes.py`), and with `datetime_elapsed` its seconds z-scored; text that is
-    not a date-time counts as missing."""
+    (`components/modules/datetimes.py`), and its `[batch]` float32 seconds, NaN where missing (what
+    `datetime_elapsed` z-scores with the numeric features); text that is not a date-time is missing."""
     values, present = _values_and_presence(column, tf.zeros([], column.dtype))
     if column.dtype == tf.string:
         seconds, valid = datetimes.seconds_from_text(values)
         present = tf.logical_and(present, valid)
     else:
         seconds = tf.cast(tf.math.floor(tf.cast(values, tf.float64)), tf.int64)
-    outputs = {
+    parts = {
         datetimes.part_name(name, part): tf.reshape(index, [-1, 1])
         for part, index in datetimes.part_indices(seconds, present).items()
     }
-    if options is not None and options.datetime_elapsed:
-        # float32 seconds, as the raw signature casts its int32 input: the same rounding on both paths.
-        outputs[datetimes.elapsed_name(name)] = zscore(tf.cast(seconds, tf.float32), present, options)
-    return outputs
+    # float32 seconds, as the raw signature casts its int32 input: the same rounding on both paths.
+    wide = tf.cast(seconds, tf.float32)
+    return parts, tf.where(present, wide, tf.fill(tf.shape(wide), tf.constant(float("nan"))))
 
 
 def prepare_label(

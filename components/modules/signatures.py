@@ -46,6 +46,10 @@ from components.modules.preprocessing_fn import (
     vocabulary_name,
 )
 
+# The names of the raw signature's per-feature constants (center, scale, offset, missing) start with this:
+# a converter must not quantize them (one uint8 scale over dollars and seconds is far too coarse).
+RAW_CONSTANT_PREFIX = "blueprint_raw_"
+
 # What the raw signature takes for each kind of feature (see the module docstring).
 RAW_DTYPES = {
     FeatureKind.NUMERIC: tf.float32,
@@ -156,6 +160,7 @@ class RawTransform(tf.Module):
         super().__init__(name="raw_transform")
         self.kinds = raw_feature_kinds(spec, tft_output)
         self.numeric = probe_numeric_maps(spec, tft_output)
+        self.scaled = scaled_outputs(spec, self.kinds)
         oov_buckets = spec.preprocessing.vocabulary.oov_buckets
         self.tables = {}
         for name, kind in self.kinds.items():
@@ -185,35 +190,48 @@ class RawTransform(tf.Module):
         return names
 
     def __call__(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        out = {}
+        out, unscaled = {}, {}
         for name, kind in self.kinds.items():
             value = raw[raw_input_name(name)]
             if kind == FeatureKind.NUMERIC:
-                out[name] = _scaled(self.numeric[name], value, tf.logical_not(tf.math.is_nan(value)))
+                unscaled[name] = value
             elif kind == FeatureKind.DATETIME:
                 present = tf.not_equal(value, datetimes.MISSING_SECONDS)
                 for part, index in datetimes.part_indices(value, present).items():
                     out[datetimes.part_name(name, part)] = index
                 elapsed = datetimes.elapsed_name(name)
                 if elapsed in self.numeric:
-                    out[elapsed] = _scaled(self.numeric[elapsed], tf.cast(value, tf.float32), present)
+                    seconds = tf.cast(value, tf.float32)
+                    unscaled[elapsed] = tf.where(present, seconds, tf.fill(tf.shape(seconds), np.nan))
             else:
                 present = tf.not_equal(value, "")
                 # TF.js's table lookup returns a flat [n]; keep the input's [n, 1].
                 index = tf.reshape(self.tables[name].lookup(value), tf.shape(value)) + 1
                 missing = tf.fill(tf.shape(value), tf.constant(MISSING_INDEX, tf.int64))
                 out[name] = tf.where(present, index, missing)
+        if unscaled:
+            out.update(self._scale([unscaled[output] for output in self.scaled]))
         # TFLite loses the rank through the table lookup and the select; without a static [batch, 1]
         # an embedding's Flatten read the embedding width as the batch size when the batch was 1.
         return {name: tf.reshape(tensor, [-1, 1]) for name, tensor in out.items()}
 
+    def _scale(self, columns: list[tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Every z-scored feature in one `[batch, n]` step (NaN marks a missing value), by the maps TF
+        Transform applies, then split back into `[batch, 1]` features: a handful of ops whatever the
+        number of features, so a device model's size is its weights'."""
+        maps = [self.numeric[output] for output in self.scaled]
 
-def _scaled(m: NumericMap, value: tf.Tensor, present: tf.Tensor) -> tf.Tensor:
-    """The z-score of float32 `value` by the map TF Transform applies; its missing value elsewhere."""
-    safe = tf.where(present, value, tf.zeros_like(value))
-    centered = safe - tf.constant(m.center, tf.float32)
-    scaled = centered * tf.constant(m.scale, tf.float32) + tf.constant(m.offset, tf.float32)
-    return tf.where(present, scaled, tf.fill(tf.shape(value), tf.constant(m.missing, tf.float32)))
+        def row(field: str) -> tf.Tensor:
+            return tf.constant(
+                [[getattr(m, field) for m in maps]], tf.float32, name=f"{RAW_CONSTANT_PREFIX}{field}"
+            )
+
+        values = tf.concat(columns, axis=1) if len(columns) > 1 else columns[0]
+        present = tf.logical_not(tf.math.is_nan(values))
+        safe = tf.where(present, values, tf.zeros_like(values))
+        scaled = (safe - row("center")) * row("scale") + row("offset")
+        z_scores = tf.where(present, scaled, tf.zeros_like(values) + row("missing"))
+        return dict(zip(self.scaled, tf.split(z_scores, len(maps), axis=1), strict=True))
 
 
 def _lookup_table(vocabulary: list[str], oov_buckets: int):

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from components.modules import datetimes
-from components.modules.preprocessing_fn import datetime_parts
+from components.modules.preprocessing_fn import datetime_parts_and_seconds
 
 EPOCH = datetime.datetime(1970, 1, 1)
 # Every int32 second a device can be given, from 1901 to 2038, with month ends and leap days among them.
@@ -51,8 +51,12 @@ def test_iso_text_is_read_as_the_wall_clock_time_it_writes():
 
 
 def test_a_column_of_text_or_seconds_gives_the_same_categories_and_zero_when_missing():
-    as_text = datetime_parts(tf.constant(["2014-05-16T19:45:00", "", "not a date"]), "pickup")
-    as_seconds = datetime_parts(tf.constant([1400269500, 0, 0], tf.int64), "pickup")
+    as_text, text_seconds = datetime_parts_and_seconds(
+        tf.constant(["2014-05-16T19:45:00", "", "not a date"]), "pickup"
+    )
+    as_seconds, _ = datetime_parts_and_seconds(tf.constant([1400269500, 0, 0], tf.int64), "pickup")
+    seconds = text_seconds.numpy()
+    assert seconds[0] == np.float32(1400269500) and np.isnan(seconds[1:]).all()  # missing is NaN
     assert as_text["pickup_hour"].numpy().ravel().tolist() == [20, 0, 0]  # hour 19 is index 20
     assert as_text["pickup_weekday"].numpy().ravel().tolist() == [5, 0, 0]  # Friday (Monday = 1)
     assert as_text["pickup_month"].numpy().ravel().tolist() == [5, 0, 0]
