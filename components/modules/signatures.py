@@ -209,11 +209,12 @@ class RawTransform(tf.Module):
                 index = tf.reshape(self.tables[name].lookup(value), tf.shape(value)) + 1
                 missing = tf.fill(tf.shape(value), tf.constant(MISSING_INDEX, tf.int64))
                 out[name] = tf.where(present, index, missing)
-        if unscaled:
-            out.update(self._scale([unscaled[output] for output in self.scaled]))
         # TFLite loses the rank through the table lookup and the select; without a static [batch, 1]
         # an embedding's Flatten read the embedding width as the batch size when the batch was 1.
-        return {name: tf.reshape(tensor, [-1, 1]) for name, tensor in out.items()}
+        out = {name: tf.reshape(tensor, [-1, 1]) for name, tensor in out.items()}
+        if unscaled:  # already [batch, 1] each: a reshape per feature would be an op per feature
+            out.update(self._scale([unscaled[output] for output in self.scaled]))
+        return out
 
     def _scale(self, columns: list[tf.Tensor]) -> dict[str, tf.Tensor]:
         """Every z-scored feature in one `[batch, n]` step (NaN marks a missing value), by the maps TF
