@@ -199,6 +199,8 @@ def test_the_cli_shows_one_line_per_component_and_logs_what_the_libraries_print(
     assert "Epoch 1/" in text  # Keras's Python prints
     assert "W0000" in text and "tf_tfl_flatbuffer_helpers" in text  # the TFLite converter's C++ log
     assert "---- Blueprint" in text and "Trainer: finished" in text  # where each component ends
+    # Beam got TFX's package from the run: no component built it again (settings.tfx_dependency_args).
+    assert "Attempting to infer TFX Python dependency" not in text
 
 
 def test_verbose_shows_the_log_live(first_run, served_taxi, paths):

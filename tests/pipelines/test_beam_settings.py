@@ -54,6 +54,23 @@ def test_a_profile_replaces_the_specs_beam_section_and_the_environment_names_one
     assert "--direct_num_workers=2" in settings.beam_args(spec, str(own))
 
 
+def test_every_run_gives_beam_tfxs_package_built_once_unless_its_args_name_the_workers_code(
+    monkeypatch, tmp_path
+):
+    spec = load_spec(TAXI_SPEC, check_data=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = settings.beam_args(spec)
+    package = [arg.split("=", 1)[1] for arg in first if arg.startswith("--extra_package=")]
+    assert len(package) == 1 and package[0].endswith(".tar.gz")
+    built = tmp_path / "cache" / "blueprint" / package[0].rsplit("/", 1)[-1]
+    assert built.is_file() and built.stat().st_size > 100_000  # TFX's own source
+    stamp = built.stat().st_mtime_ns
+    assert settings.beam_args(spec) == first and built.stat().st_mtime_ns == stamp  # not built again
+    own = tmp_path / "own.yaml"
+    own.write_text(yaml.safe_dump({"runner": "direct", "args": ["--setup_file=./setup.py"]}))
+    assert not any(arg.startswith("--extra_package") for arg in settings.beam_args(spec, str(own)))
+
+
 def test_an_unknown_or_incomplete_profile_is_refused_naming_what_to_do(tmp_path):
     with pytest.raises(SpecError, match="Beam profile 'flonk'.*direct, direct-all-cores"):
         settings.beam_profile("flonk")
