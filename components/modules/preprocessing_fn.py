@@ -52,21 +52,23 @@ def categorical_bucket_count(vocabulary_size: int, oov_buckets: int) -> int:
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
     spec = ProblemSpec.from_config(custom_config[PROBLEM_SPEC_KEY])
     outputs: dict[str, tf.Tensor] = {}
-    numeric: dict[str, tf.Tensor] = {}
+    numeric: dict[str, tf.Tensor | tf.SparseTensor] = {}
+    elapsed: dict[str, tf.Tensor] = {}
     for name, kind in spec.feature_columns(list(inputs)).items():
         column = inputs[name]
         kind = resolve_kind(kind, column.dtype)
         if kind == FeatureKind.NUMERIC:
-            numeric[name] = numeric_values(column)
+            numeric[name] = column
         elif kind == FeatureKind.DATETIME:
             parts, seconds = datetime_parts_and_seconds(column, name)
             outputs.update(parts)
             if spec.preprocessing.datetime_elapsed:
-                numeric[datetimes.elapsed_name(name)] = seconds
+                elapsed[datetimes.elapsed_name(name)] = seconds
         else:
             outputs[name] = index_categorical(column, name, spec.preprocessing)
-    if numeric:
-        outputs.update(scale_numeric(numeric, spec.preprocessing))
+    if numeric or elapsed:
+        names, matrix = numeric_matrix(numeric, elapsed)
+        outputs.update(scale_numeric(names, matrix, spec.preprocessing))
     for label in spec.label_columns:
         outputs[label] = prepare_label(inputs[label], spec.task, spec.positive_class)
     return outputs
@@ -90,38 +92,56 @@ def _present_values(column: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     return column.values if isinstance(column, tf.SparseTensor) else tf.reshape(column, [-1])
 
 
-def numeric_values(column: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
-    """A numeric column as `[batch]` float32 values, NaN where a value is missing."""
-    values, present = _values_and_presence(column, tf.zeros([], column.dtype))
-    values = tf.cast(values, tf.float32)
-    return tf.where(present, values, tf.fill(tf.shape(values), tf.constant(float("nan"))))
+def numeric_matrix(
+    columns: dict[str, tf.Tensor | tf.SparseTensor], derived: dict[str, tf.Tensor]
+) -> tuple[list[str], tf.Tensor]:
+    """Numeric columns and `[batch]` float32 derived values (NaN where missing) as one `[batch, n]`
+    float32 tensor with NaN where a value is missing, and its columns' names in order.
+
+    The sparse columns (one value or none per row) of each type are concatenated as one sparse tensor
+    and made dense once: TF Transform traces the preprocessing five times, and the ops of each column in
+    each trace were most of a 64-column table's Transform."""
+    sparse = {name: c for name, c in columns.items() if isinstance(c, tf.SparseTensor)}
+    names, blocks = [], []
+    if sparse:
+        width_one = tf.stack([next(iter(sparse.values())).dense_shape[0], 1])
+        for dtype in sorted({c.dtype for c in sparse.values()}, key=lambda d: d.name):
+            group = {name: c for name, c in sparse.items() if c.dtype == dtype}
+            merged = tf.sparse.concat(
+                1, [tf.SparseTensor(c.indices, c.values, width_one) for c in group.values()]
+            )
+            as_float = tf.SparseTensor(merged.indices, tf.cast(merged.values, tf.float32), merged.dense_shape)
+            blocks.append(tf.sparse.to_dense(as_float, default_value=float("nan")))
+            names += group
+    dense = {name: c for name, c in columns.items() if name not in sparse}
+    blocks += [tf.reshape(tf.cast(c, tf.float32), [-1, 1]) for c in [*dense.values(), *derived.values()]]
+    matrix = tf.concat(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+    return [*names, *dense, *derived], matrix
 
 
-def scale_numeric(columns: dict[str, tf.Tensor], options: PreprocessingSpec) -> dict[str, tf.Tensor]:
-    """Every numeric feature at once: `columns` (`[batch]` float32, NaN where missing) become one
-    `[batch, n]` tensor, analyzed by one mean and one variance analyzer (and one quantile analyzer for
-    a median fill) over its columns, imputed and z-scored in one step; each feature's `[batch, 1]`
-    z-scores are a slice of it. Per-feature analyzers cost a Beam stage each: a 64-column table took
-    almost three times as long to transform as the 14-column taxi table with four times its rows.
-    TF Transform's analyzers skip NaN, so a missing value does not count towards the statistics."""
-    names = list(columns)
-    stacked = tf.stack([columns[name] for name in names], axis=1)
-    present = tf.logical_not(tf.math.is_nan(stacked))
+def scale_numeric(names: list[str], matrix: tf.Tensor, options: PreprocessingSpec) -> dict[str, tf.Tensor]:
+    """Every numeric feature at once: the `[batch, n]` float32 `matrix` (`numeric_matrix`, NaN where
+    missing) is analyzed by one mean and one variance analyzer (and one quantile analyzer for a median
+    fill), imputed and z-scored in one step, and split into each feature's `[batch, 1]` z-scores.
+    Per-feature analyzers cost a Beam stage each: a 64-column table took almost three times as long to
+    transform as the 14-column taxi table with four times its rows. TF Transform's analyzers skip NaN, so
+    a missing value does not count towards the statistics."""
+    present = tf.logical_not(tf.math.is_nan(matrix))
     # The analyzers sum in float64: Beam may split the sums into other bundles from run to run, and
     # float32 sums of values like longitudes (-87.6 +- 0.05) then differ in their last bits, which
     # training amplifies. Rounded back to float32 they are the same, so the same data gives the
     # same transform and, seeded, the same model. The graph computes in float32 (TFLite builtins).
-    wide = tf.cast(stacked, tf.float64)
+    wide = tf.cast(matrix, tf.float64)
     mean = tf.cast(tft.mean(wide, reduce_instance_dims=False), tf.float32)
     std = tf.cast(tf.sqrt(tft.var(wide, reduce_instance_dims=False)), tf.float32)
     if options.numeric_missing == "median":
-        medians = tft.quantiles(stacked, num_buckets=2, epsilon=0.001, reduce_instance_dims=False)
+        medians = tft.quantiles(matrix, num_buckets=2, epsilon=0.001, reduce_instance_dims=False)
         fill = tf.reshape(medians, [len(names)])
     else:
         fill = mean
-    filled = tf.where(present, stacked, fill)
+    filled = tf.where(present, matrix, fill)
     scaled = tf.math.divide_no_nan(filled - mean, std)
-    return {name: scaled[:, index : index + 1] for index, name in enumerate(names)}
+    return dict(zip(names, tf.split(scaled, len(names), axis=1), strict=True))
 
 
 def as_text(values: tf.Tensor) -> tf.Tensor:
