@@ -3,7 +3,8 @@
 Importing this package prepares TensorFlow for every process that runs Blueprint's code (the CLI, the DAG
 files, Airflow's scheduler and tasks, the tests, TFX loading module code): Keras 2 (`tf_keras`), which
 TFX 1.16, TF Transform and tensorflow-model-optimization need, chosen before TensorFlow is imported, and
-no C++ log lines below errors, and OpenMP threads that sleep while they wait. This is the one place that sets it; `pipelines` imports this package first.
+no C++ log lines below errors, and OpenMP threads that sleep while they wait. This is the one place that
+sets it; `pipelines` imports this package first.
 """
 
 import os

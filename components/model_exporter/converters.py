@@ -6,20 +6,30 @@ converter options, the TF.js one takes no options (STACK.md).
 
 from __future__ import annotations
 
+import copy
+import glob
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from components.core.artifacts import RAW_SIGNATURE
-from components.modules.signatures import model_variables
+from components.modules.signatures import RAW_CONSTANT_PREFIX, model_variables
 
 RepresentativeRows = Callable[[], Iterator[dict[str, np.ndarray]]]
-# The raw-feature preprocessing of `serving_raw` (components/modules/signatures.RawTransform), the model's
-# clip and quantile buckets (a shifted comparison would move a bucket edge), and a log-scale label's
-# way back to its units (256 levels over a label's whole range are too coarse).
+MODEL_JSON = "model.json"  # a TF.js graph model: its graph and its weights manifest
+WEIGHTS_MANIFEST = "weightsManifest"
+# The raw-feature preprocessing of `serving_raw` (components/modules/signatures.RawTransform: raw columns
+# stacked, scaled, split back), the model's clip and quantile buckets (a shifted comparison would move a
+# bucket edge), and a log-scale label's way back to its units (256 levels over a label's whole range are
+# too coarse). A stack of raw columns quantized together would share one scale across dollars and seconds.
 FLOAT_PREPROCESSING_OPS = [
+    "CONCATENATION",
+    "SPLIT",
+    "ZEROS_LIKE",
     "SUB",
     "MUL",
     "ADD",
@@ -32,13 +42,14 @@ FLOAT_PREPROCESSING_OPS = [
 ]
 
 
-def write_raw_only_saved_model(saved_model_dir: str, destination: str) -> None:
-    """A SavedModel holding only the raw-feature signature and what it uses.
+def write_raw_only_saved_model(loaded: Any, destination: str) -> None:
+    """A SavedModel holding only the raw-feature signature of `loaded` (a loaded SavedModel) and what it uses.
 
     The full model also holds TF Transform's vocabulary tables (for `serving_default`); tensorflowjs
-    assumes every table in a SavedModel belongs to the signature it converts, and fails otherwise.
+    assumes every table in a SavedModel belongs to the signature it converts, and fails otherwise. It is
+    also what TFLite converts: the same `serving_raw` graph (the same predictions), loaded and imported in
+    a third of the time of the full model.
     """
-    loaded = tf.saved_model.load(saved_model_dir)
     raw = loaded.signatures[RAW_SIGNATURE]
     holder = tf.Module()
     holder.raw_transform = loaded.raw_transform  # the in-graph vocabulary tables
@@ -47,17 +58,28 @@ def write_raw_only_saved_model(saved_model_dir: str, destination: str) -> None:
     tf.saved_model.save(holder, destination, signatures={RAW_SIGNATURE: raw})
 
 
-def to_tflite(saved_model_dir: str, variant: str, representative_rows: RepresentativeRows) -> bytes:
-    """float32, dynamic (int8 weights, float activations) or int8 (weights and activations).
+def tflite_converter(saved_model_dir: str) -> tf.lite.TFLiteConverter:
+    """A TFLite converter of the `serving_raw` signature, for `to_tflite` to copy for each variant.
+
+    `from_saved_model` loads the whole SavedModel in Python: loaded once, every variant converts it.
+    """
+    return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
+
+
+def to_tflite(
+    loaded: tf.lite.TFLiteConverter, variant: str, representative_rows: RepresentativeRows
+) -> bytes:
+    """float32, dynamic (int8 weights, float activations) or int8 (weights and activations), converted
+    from a copy of `loaded` (`tflite_converter`): each variant's options are its own, the model is shared.
 
     Only TFLite builtin ops are allowed: a model that would need Flex (TensorFlow) ops fails here.
     """
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant not in ("float32", "dynamic", "int8"):
         raise ValueError(f"unknown TFLite variant '{variant}'")
-    if variant in ("dynamic", "int8"):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter = copy.copy(loaded)
+    converter.target_spec = tf.lite.TargetSpec(supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT] if variant in ("dynamic", "int8") else []
+    converter.representative_dataset = None
     if variant == "int8":
         return _full_integer(converter, representative_rows)
     return converter.convert()
@@ -91,21 +113,42 @@ def _full_integer(converter: tf.lite.TFLiteConverter, representative_rows: Repre
     return selective.get_nondebug_quantized_model()
 
 
-def to_tfjs(raw_only_saved_model_dir: str, destination: str, variant: str) -> None:
-    """A TF.js graph model with float32, float16 or uint8 weights."""
+def to_tfjs(raw_only_saved_model_dir: str, destination: Path) -> None:
+    """A TF.js graph model with float32 weights; `quantize_tfjs` makes the float16 and uint8 ones from it."""
     from tensorflowjs.converters import tf_saved_model_conversion_v2
 
-    quantization = {} if variant == "float32" else {variant: True}
-    if variant not in ("float32", "float16", "uint8"):
-        raise ValueError(f"unknown TF.js variant '{variant}'")
-    Path(destination).mkdir(parents=True, exist_ok=True)
+    destination.mkdir(parents=True, exist_ok=True)
     tf_saved_model_conversion_v2.convert_tf_saved_model(
         raw_only_saved_model_dir,
-        destination,
+        str(destination),
         signature_def=RAW_SIGNATURE,
         saved_model_tags="serve",
-        quantization_dtype_map=quantization,
     )
+
+
+def quantize_tfjs(float32_model: Path, destination: Path, variant: str) -> None:
+    """A copy of a float32 TF.js graph model (`to_tfjs`) with float16 or uint8 weights.
+
+    tensorflowjs quantizes a graph model's weights only when it writes them (`write_weights`), after the
+    graph is converted and optimized; the graph itself is the float32 model's. So rewriting the float32
+    model's weights writes the files converting the SavedModel again with that quantization would, without
+    freezing and optimizing the graph a second time. The raw signature's per-column constants
+    (`RAW_CONSTANT_PREFIX`) stay float32, as FLOAT_PREPROCESSING_OPS keeps them in TFLite int8.
+    """
+    from tensorflowjs import read_weights, write_weights
+
+    if variant not in ("float16", "uint8"):
+        raise ValueError(f"unknown quantized TF.js variant '{variant}'")
+    model = json.loads((float32_model / MODEL_JSON).read_text())
+    groups = read_weights.read_weights(model[WEIGHTS_MANIFEST], str(float32_model))
+    quantized = [  # names as tensorflowjs reads them: patterns, so escaped to match only themselves
+        glob.escape(e["name"]) for group in groups for e in group if RAW_CONSTANT_PREFIX not in e["name"]
+    ]
+    destination.mkdir(parents=True, exist_ok=True)
+    model[WEIGHTS_MANIFEST] = write_weights.write_weights(
+        groups, str(destination), write_manifest=False, quantization_dtype_map={variant: quantized}
+    )
+    (destination / MODEL_JSON).write_text(json.dumps(model))
 
 
 def size_bytes(path: Path) -> int:

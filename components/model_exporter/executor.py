@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import time
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,8 @@ from components.core.artifacts import (
     read_class_names,
 )
 from components.core.spec import ProblemSpec
-from components.model_exporter import converters, gates, page
+from components.model_exporter import converters, gates, page, targets, workers
+from components.model_exporter.targets import TFJS, TFLITE
 from components.modules.signatures import model_variables
 from components.scoring import parity, runtimes
 from components.scoring.parity import TargetReport
@@ -35,6 +34,13 @@ from components.scoring.parity import TargetReport
 # Execution property: the model's serving folder (`<serving root>/<model>`), where the version in service
 # is read for `deployment.max_slowdown`.
 SERVING_DIR_KEY = "serving_dir"
+RAW_ONLY_FOLDER = "raw_only_saved_model"  # in the executor's temporary folder
+RUNTIMES = {TFLITE: runtimes.TFLiteRuntime.name, TFJS: runtimes.TfjsNodeRuntime.name}
+
+
+def target_path(family: str, variant: str) -> str:
+    """Where a device target sits, relative to the exporter's output (and to the version once pushed)."""
+    return f"tflite/{variant}.tflite" if family == TFLITE else f"tfjs/{variant}"
 
 
 def is_blessed(blessings: list[types.Artifact]) -> bool:
@@ -86,7 +92,14 @@ class Executor(base_executor.BaseExecutor):
 
 
 class TargetExporter:
-    """Builds every target the spec asks for under `out_dir` and checks each on the test split."""
+    """Builds every target the spec asks for under `out_dir` and checks each on the test split.
+
+    The conversions and their runs on the test rows happen in worker processes, one lane per target
+    family (workers.py: the TFLite targets in one, the TF.js ones in the other, at the same time); this
+    process prepares what they need once (the test rows, the calibration rows, the raw-only SavedModel
+    both families convert) while the workers start, judges what they send back, and times the SavedModel
+    once the conversions are done, so that they do not weigh on its latency.
+    """
 
     def __init__(
         self,
@@ -99,37 +112,68 @@ class TargetExporter:
         served: gates.ServedLatencies | None = None,
     ):
         self.spec, self.model_dir, self.tft_output = spec, model_dir, tft_output
-        self.examples, self.out_dir, self.tmp_dir = examples, out_dir, tmp_dir
+        self.examples, self.out_dir, self.tmp_dir = examples, out_dir, Path(tmp_dir)
         self.served = served or gates.ServedLatencies()
         self.savedmodel: TargetReport | None = None
         self.calls = spec.deployment.parity.latency_calls
-        self.reference = runtimes.TensorFlowRuntime(model_dir)
-        self.input_dtypes = self.reference.input_dtypes()
-        serialized = parity.read_serialized(parity.split_records(examples, parity.TEST_SPLIT))
-        if not serialized:
-            raise ValueError("the test split is empty: no row to check the deployment targets on")
-        self.inputs, parsed = parity.raw_inputs(serialized, tft_output, self.input_dtypes)
-        self.labels = parity.labels(parsed, tft_output, spec)
-        self.reference_predictions = self.reference.predict(self.inputs)
-        self.reference_metric = parity.metric_value(spec, self.labels, self.reference_predictions)
-        self.reference_mae = parity.mean_abs_error(spec, self.labels, self.reference_predictions)
-        self.allowed_loss = parity.allowed_loss(spec, self.reference_metric)
 
     def run(self) -> dict:
-        self.savedmodel = self._savedmodel()
-        reports = [self.savedmodel]
-        for variant in self.spec.deployment.tflite:
-            report = TargetReport("tflite", variant, f"tflite/{variant}.tflite", runtimes.TFLiteRuntime.name)
-            reports.append(self._build(report, self._tflite))
-        if self.spec.deployment.tfjs:
-            raw_only = os.path.join(self.tmp_dir, "raw_only_saved_model")
-            converters.write_raw_only_saved_model(self.model_dir, raw_only)
-            tfjs_reports = []
-            for variant in self.spec.deployment.tfjs:
-                report = TargetReport("tfjs", variant, f"tfjs/{variant}", runtimes.TfjsNodeRuntime.name)
-                tfjs_reports.append(self._build(report, lambda r, source=raw_only: self._tfjs(r, source)))
-            self._write_page(tfjs_reports)
-            reports += tfjs_reports
+        families = {TFLITE: self.spec.deployment.tflite, TFJS: self.spec.deployment.tfjs}
+        families = {family: variants for family, variants in families.items() if variants}
+        with workers.Lanes({f: targets.WORKER_MODULES[f] for f in families}) as lanes:
+            parsed = self._prepare_jobs()  # while the workers import TensorFlow
+            jobs = [self._job(family, v) for family, variants in families.items() for v in variants]
+            for job in jobs:
+                if job.variant != "int8":
+                    lanes.submit(job.target, job)
+            for job in jobs:
+                if job.variant == "int8":  # last in its lane: the others run while its rows are read
+                    lanes.submit(job.target, replace(job, calibration=self._calibration()))
+            self._score_reference(parsed)
+            page_metadata = self._page_metadata() if TFJS in families else None
+            outcomes = lanes.results()
+            self.savedmodel = self._savedmodel()  # the conversions done; the workers exiting meanwhile
+        reports = [self.savedmodel, *(self._report(job, outcomes[job.name]) for job in jobs)]
+        if page_metadata is not None:
+            self._write_page(page_metadata, [r for r in reports if r.target == TFJS])
+        return self._summary(reports)
+
+    def _prepare_jobs(self) -> dict:
+        """What the workers need, made once: the raw-only SavedModel (written from the model loaded here,
+        the reference) and the test rows. Returns the parsed test examples."""
+        self.reference = runtimes.TensorFlowRuntime(self.model_dir)
+        self.input_dtypes = self.reference.input_dtypes()
+        self.raw_only = self.tmp_dir / RAW_ONLY_FOLDER
+        converters.write_raw_only_saved_model(self.reference.saved_model, str(self.raw_only))
+        serialized = parity.read_serialized(parity.split_records(self.examples, parity.TEST_SPLIT))
+        if not serialized:
+            raise ValueError("the test split is empty: no row to check the deployment targets on")
+        self.inputs, parsed = parity.raw_inputs(serialized, self.tft_output, self.input_dtypes)
+        return parsed
+
+    def _score_reference(self, parsed: dict) -> None:
+        """The labels and the SavedModel's predictions and figures, which every target is judged against."""
+        self.labels = parity.labels(parsed, self.tft_output, self.spec)
+        self.reference_predictions = self.reference.predict(self.inputs)
+        self.reference_metric = parity.metric_value(self.spec, self.labels, self.reference_predictions)
+        self.reference_mae = parity.mean_abs_error(self.spec, self.labels, self.reference_predictions)
+        self.allowed_loss = parity.allowed_loss(self.spec, self.reference_metric)
+
+    def _job(self, family: str, variant: str) -> targets.TargetJob:
+        return targets.TargetJob(
+            target=family,
+            variant=variant,
+            source=str(self.raw_only),
+            destination=self.out_dir / target_path(family, variant),
+            work_dir=self.tmp_dir,
+            inputs=self.inputs,
+            latency_calls=self.calls,
+        )
+
+    def _calibration(self) -> runtimes.Inputs:
+        return parity.calibration_inputs(self.examples, self.tft_output, self.input_dtypes)
+
+    def _summary(self, reports: list[TargetReport]) -> dict:
         pruning = self.spec.deployment.pruning
         return {
             "exported": True,
@@ -178,46 +222,33 @@ class TargetExporter:
             )
         return report
 
-    def _build(self, report: TargetReport, build: Callable[[TargetReport], None]) -> TargetReport:
-        """Runs one target's conversion and check; a target that fails is recorded, not raised."""
-        started = time.monotonic()
-        logging.info("%s: converting and checking", report.name)
-        try:
-            build(report)
-        except (runtimes.RuntimeFailure, ValueError, RuntimeError, OSError) as error:
-            report.passed, report.reason = False, f"{type(error).__name__}: {error}"
-        path = self.out_dir / report.path
-        report.size_bytes = converters.size_bytes(path) if path.exists() else 0
+    def _report(self, job: targets.TargetJob, outcome: targets.TargetOutcome) -> TargetReport:
+        """A target's figures from what its worker sent back; a target that failed is recorded, not raised."""
+        report = TargetReport(
+            job.target, job.variant, target_path(job.target, job.variant), RUNTIMES[job.target]
+        )
+        if outcome.reason:
+            report.passed, report.reason = False, outcome.reason
+        else:
+            self._judge(report, outcome.predictions, outcome.timings)
+        report.size_bytes = converters.size_bytes(job.destination) if job.destination.exists() else 0
         gates.check(report, self.spec.deployment, self.served, self.savedmodel)
         verdict = "passes" if report.passed else f"NOT pushed: {report.reason}"
-        logging.info("%s: %s (%.1fs)", report.name, verdict, time.monotonic() - started)
+        logging.info("%s: %s (%.1fs)", report.name, verdict, outcome.seconds)
         return report
 
-    def _tflite(self, report: TargetReport) -> None:
-        path = self.out_dir / report.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        calibration = lambda: parity.calibration_rows(self.examples, self.tft_output, self.input_dtypes)  # noqa: E731
-        path.write_bytes(converters.to_tflite(self.model_dir, report.variant, calibration))
-        runtime = runtimes.TFLiteRuntime(path)
-        self._judge(report, runtime.predict(self.inputs), runtime.latency_ms(self.inputs, self.calls))
-
-    def _tfjs(self, report: TargetReport, raw_only_saved_model: str) -> None:
-        destination = self.out_dir / report.path
-        converters.to_tfjs(raw_only_saved_model, str(destination), report.variant)
-        predictions, timings = runtimes.TfjsNodeRuntime(destination).run(self.inputs, self.calls)
-        self._judge(report, predictions, timings)
-
-    def _write_page(self, reports: list[TargetReport]) -> None:
-        """`page.json` into each TF.js model's folder (after its size is measured: it is the page's, not
-        the model's)."""
-        folders = [self.out_dir / r.path for r in reports if (self.out_dir / r.path).is_dir()]
-        if not folders:
-            return
-        metadata = page.build_page(
+    def _page_metadata(self) -> dict:
+        return page.build_page(
             self.spec, self.tft_output, self.examples, self.input_dtypes, read_class_names(self.model_dir)
         )
-        for folder in folders:
-            (folder / PAGE_FILE).write_text(json.dumps(metadata, indent=1))
+
+    def _write_page(self, metadata: dict, reports: list[TargetReport]) -> None:
+        """`page.json` into each TF.js model's folder (after its size is measured: it is the page's, not
+        the model's)."""
+        for report in reports:
+            folder = self.out_dir / report.path
+            if folder.is_dir():
+                (folder / PAGE_FILE).write_text(json.dumps(metadata, indent=1))
 
     def _judge(self, report: TargetReport, predictions: np.ndarray, timings: list[float]) -> None:
         predictions = predictions.reshape(self.reference_predictions.shape)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -115,25 +114,33 @@ def labels(parsed: dict, tft_output: tft.TFTransformOutput, spec: ProblemSpec) -
     return tf.concat(columns, axis=1).numpy()
 
 
-def calibration_rows(
+def calibration_inputs(
     examples: list[types.Artifact], tft_output: tft.TFTransformOutput, input_dtypes: dict[str, tf.DType]
-) -> Iterator[dict[str, np.ndarray]]:
-    """Single training rows for int8 calibration (never test rows), drawn at random from the split:
-    the first rows of a file are whatever order it was written in, not a sample."""
+) -> dict[str, np.ndarray]:
+    """Training rows for int8 calibration (never test rows), drawn at random from the split: the first
+    rows of a file are whatever order it was written in, not a sample. Arrays as `raw_inputs` makes them,
+    one row per calibration example."""
     serialized = read_serialized(split_records(examples, TRAIN_SPLIT), CALIBRATION_POOL)
     chosen = np.random.default_rng(0).permutation(len(serialized))[:CALIBRATION_ROWS]
     inputs, _ = raw_inputs([serialized[i] for i in sorted(chosen)], tft_output, input_dtypes)
-    for index in range(len(chosen)):
-        yield {name: values[index : index + 1] for name, values in inputs.items()}
+    return inputs
 
 
 def metric_value(spec: ProblemSpec, label_values: np.ndarray, predictions: np.ndarray) -> float:
+    """The spec's metric as the Evaluator's Keras metric computes it.
+
+    Run eagerly without AutoGraph: Keras converts a metric's update with AutoGraph on first use otherwise,
+    about 5 s of a process's time for the same eager operations (the same value).
+    """
     metric = evaluation.keras_metric(spec)
-    if spec.task == TaskType.MULTICLASS:
-        metric.update_state(label_values[:, 0], predictions)
-    else:
-        metric.update_state(label_values, predictions)
-    return float(metric.result().numpy())
+    labels_seen = label_values[:, 0] if spec.task == TaskType.MULTICLASS else label_values
+
+    @tf.autograph.experimental.do_not_convert
+    def value() -> float:
+        metric.update_state(labels_seen, predictions)
+        return float(metric.result().numpy())
+
+    return value()
 
 
 def tolerance_kind(spec: ProblemSpec) -> str:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from components.core import evaluation
 from components.core.spec import BOUNDED_METRICS, METRICS, ParitySpec, ProblemSpec, TaskType, load_spec
 from components.scoring.parity import (
     allowed_loss,
@@ -68,6 +69,31 @@ def test_metric_is_the_evaluators_auc(spec):
     assert metric_value(spec, labels, np.array([[0.1], [0.4], [0.35], [0.8]])) == pytest.approx(
         0.75, abs=1e-3
     )
+
+
+def task_arrays(task: TaskType, rows: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as TF Transform encodes them and a model's predictions, for each kind of task."""
+    rng = np.random.default_rng(7)
+    if task == TaskType.REGRESSION:
+        labels = rng.normal(10, 3, (rows, 1))
+        return labels.astype(np.float32), (labels + rng.normal(0, 1, labels.shape)).astype(np.float32)
+    if task == TaskType.MULTICLASS:
+        return rng.integers(0, 4, (rows, 1)).astype(np.float32), rng.dirichlet(np.ones(4), rows).astype(
+            np.float32
+        )
+    labels = (rng.random((rows, 3 if task == TaskType.MULTILABEL else 1)) > 0.6).astype(np.float32)
+    return labels, np.clip(0.3 * labels + 0.7 * rng.random(labels.shape), 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize(("name", "task"), [(n, t) for n, (tasks, _) in METRICS.items() for t in tasks])
+def test_the_metric_is_the_keras_metrics_own_value(spec, name, task):
+    """`metric_value` runs the Evaluator's Keras metric without AutoGraph (5 s on first use otherwise):
+    exactly the value the metric gives run eagerly."""
+    spec = spec.model_copy(update={"task": task, "metric": spec.metric.model_copy(update={"name": name})})
+    labels, predictions = task_arrays(task)
+    eager = evaluation.keras_metric(spec)
+    eager.update_state(labels[:, 0] if task == TaskType.MULTICLASS else labels, predictions)
+    assert metric_value(spec, labels, predictions) == float(eager.result().numpy())
 
 
 def test_missing_numbers_reach_node_as_null():
