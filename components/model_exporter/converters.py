@@ -81,8 +81,24 @@ def to_tflite(
     converter.optimizations = [tf.lite.Optimize.DEFAULT] if variant in ("dynamic", "int8") else []
     converter.representative_dataset = None
     if variant == "int8":
-        return _full_integer(converter, representative_rows)
-    return converter.convert()
+        return without_tensor_names(_full_integer(converter, representative_rows))
+    return without_tensor_names(converter.convert())
+
+
+def without_tensor_names(flatbuffer: bytes) -> bytes:
+    """The model without its tensors' names (TensorFlow's node paths, and the quantizer's longer ones).
+
+    A signature finds its inputs and outputs by tensor index under its own keys, which stay: the names
+    are for debugging, and they were more than half of the 64-column digits model's int8 file.
+    TensorFlow's `flatbuffer_utils.strip_strings` also drops the signatures, which every caller uses.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            tensor.name = None
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _full_integer(converter: tf.lite.TFLiteConverter, representative_rows: RepresentativeRows) -> bytes:

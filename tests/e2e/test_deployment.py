@@ -160,6 +160,8 @@ def test_int8_tflite_is_at_most_a_third_of_float(manifest, version_dir):
         if kinds[model.operatorCodes[op.opcodeIndex].builtinCode] == "FULLY_CONNECTED"
     ]
     assert dense and all(graph.tensors[op.inputs[1]].type == tflite_schema.TensorType.INT8 for op in dense)
+    assert not any(tensor.name for tensor in graph.tensors)  # names stripped; the signature keys remain
+    assert [key.signatureKey for key in model.signatureDefs] == [RAW_SIGNATURE.encode()]
     assert all(graph.tensors[op.outputs[0]].type == tflite_schema.TensorType.INT8 for op in dense)
 
 
