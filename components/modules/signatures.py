@@ -202,7 +202,9 @@ class RawTransform(tf.Module):
                 elapsed = datetimes.elapsed_name(name)
                 if elapsed in self.numeric:
                     seconds = tf.cast(value, tf.float32)
-                    unscaled[elapsed] = tf.where(present, seconds, tf.fill(tf.shape(seconds), np.nan))
+                    # Named so the TF.js quantizer leaves it alone (it cannot scale a NaN).
+                    nan = tf.constant(np.nan, tf.float32, name=f"{RAW_CONSTANT_PREFIX}missing_seconds")
+                    unscaled[elapsed] = tf.where(present, seconds, tf.fill(tf.shape(seconds), nan))
             else:
                 present = tf.not_equal(value, "")
                 # TF.js's table lookup returns a flat [n]; keep the input's [n, 1].
