@@ -85,7 +85,10 @@ def task_arrays(task: TaskType, rows: int = 500) -> tuple[np.ndarray, np.ndarray
     return labels, np.clip(0.3 * labels + 0.7 * rng.random(labels.shape), 0, 1).astype(np.float32)
 
 
-@pytest.mark.parametrize(("name", "task"), [(n, t) for n, (tasks, _) in METRICS.items() for t in tasks])
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [(n, t) for n, (tasks, _) in METRICS.items() for t in sorted(tasks, key=lambda t: t.value)],
+)
 def test_the_metric_is_the_keras_metrics_own_value(spec, name, task):
     """`metric_value` runs the Evaluator's Keras metric without AutoGraph (5 s on first use otherwise):
     exactly the value the metric gives run eagerly."""
