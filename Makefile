@@ -9,9 +9,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOME_DIR ?= build
 PYTEST_ARGS ?=
-# Test files `make test` leaves out to stay inside the 25-minute budget (none today: issue 24's cuts made
-# room for the live LocalExecutor test again; `make test-live` still runs it alone).
-OUT_OF_BUDGET :=
+# Test files `make test` leaves out to stay inside the 25-minute budget: the live LocalExecutor test (about
+# 6 CPU-minutes; `make test-live` runs it). A fresh clone of 45f7148 with it took 34 min 58 s on a slow hour
+# (every slow test about 30% slower than the table in tests/README.md); the live Celery test still runs.
+OUT_OF_BUDGET := --ignore=tests/e2e/test_airflow_live.py
 # Three test groups at a time on two cores: see `test` below.
 PYTEST_WORKERS ?= 3
 
