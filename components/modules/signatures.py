@@ -159,8 +159,7 @@ class RawTransform(tf.Module):
     def __init__(self, spec: ProblemSpec, tft_output: tft.TFTransformOutput):
         super().__init__(name="raw_transform")
         self.kinds = raw_feature_kinds(spec, tft_output)
-        self.numeric = probe_numeric_maps(spec, tft_output)
-        self.scaled = scaled_outputs(spec, self.kinds)
+        self.numeric = probe_numeric_maps(spec, tft_output)  # in `scaled_outputs` order
         oov_buckets = spec.preprocessing.vocabulary.oov_buckets
         self.tables = {}
         for name, kind in self.kinds.items():
@@ -215,14 +214,14 @@ class RawTransform(tf.Module):
         # an embedding's Flatten read the embedding width as the batch size when the batch was 1.
         out = {name: tf.reshape(tensor, [-1, 1]) for name, tensor in out.items()}
         if unscaled:  # already [batch, 1] each: a reshape per feature would be an op per feature
-            out.update(self._scale([unscaled[output] for output in self.scaled]))
+            out.update(self._scale([unscaled[output] for output in self.numeric]))
         return out
 
     def _scale(self, columns: list[tf.Tensor]) -> dict[str, tf.Tensor]:
         """Every z-scored feature in one `[batch, n]` step (NaN marks a missing value), by the maps TF
         Transform applies, then split back into `[batch, 1]` features: a handful of ops whatever the
         number of features, so a device model's size is its weights'."""
-        maps = [self.numeric[output] for output in self.scaled]
+        maps = list(self.numeric.values())
 
         def row(field: str) -> tf.Tensor:
             return tf.constant(
@@ -234,7 +233,7 @@ class RawTransform(tf.Module):
         safe = tf.where(present, values, tf.zeros_like(values))
         scaled = (safe - row("center")) * row("scale") + row("offset")
         z_scores = tf.where(present, scaled, tf.zeros_like(values) + row("missing"))
-        return dict(zip(self.scaled, tf.split(z_scores, len(maps), axis=1), strict=True))
+        return dict(zip(self.numeric, tf.split(z_scores, len(maps), axis=1), strict=True))
 
 
 def _lookup_table(vocabulary: list[str], oov_buckets: int):
