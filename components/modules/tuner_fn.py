@@ -212,6 +212,7 @@ class TrialRecord:
     loss: list[float]  # first fold's learning curves
     val_loss: list[float]
     seconds: float = 0.0  # wall time of the trial, every fold
+    started_at: float = 0.0  # seconds after the budget began (the sweep's start) that the trial began
 
 
 class ProtocolTuner(kt.Tuner):
@@ -240,6 +241,7 @@ class ProtocolTuner(kt.Tuner):
         training = hypermodel.training(trial.hyperparameters)
         record = TrialRecord(training.hidden_units, [], [], [], [])
         started = time.monotonic()
+        record.started_at = round(started - self.started, 2)
         for fold in self.folds:
             score, history = self._fit_fold(trial.hyperparameters, fold)
             record.fold_scores.append(score)
