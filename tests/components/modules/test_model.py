@@ -56,3 +56,35 @@ def test_dropout_and_widths_come_from_the_spec():
     assert [layer.units for layer in model.layers if layer.name.startswith("dense_")] == [8]
     assert model.get_layer("dropout_0").rate == pytest.approx(0.2)
     assert head_for(TaskType.BINARY, 1).activation == "sigmoid"
+
+
+def test_embeddings_reach_the_dense_layers_without_run_time_shape_ops(tmp_path):
+    """Each embedding's [batch, 1, size] is squeezed, not reshaped: Keras' Reshape computes the batch size
+    at run time, which put SHAPE, STRIDED_SLICE and PACK into device models for every embedding (most of
+    the taxi int8 model's graph). The model saves, loads and converts with the same predictions."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    spec = spec_for("binary", "y", "auc")
+    buckets = spec.training.model_copy(update={"numeric_encoding": "buckets"})
+    features = [FeatureInput("fare", edges=(-0.5, 0.0, 0.5)), FeatureInput("company", buckets=5)]
+    model = build_model(features, spec, training=buckets)
+    batch = {"fare": np.array([[-1.0], [0.2], [0.7]], "float32"), "company": np.array([[0], [4], [2]])}
+    expected = model.predict(batch, verbose=0)
+    model.save(tmp_path / "model")
+    loaded = keras.models.load_model(tmp_path / "model")
+    np.testing.assert_allclose(loaded.predict(batch, verbose=0), expected, rtol=1e-6)
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    flatbuffer = converter.convert()
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    ops = {flatbuffer_utils.opcode_to_name(graph, op.opcodeIndex) for op in graph.subgraphs[0].operators}
+    assert "GATHER" in ops and not ops & {"SHAPE", "STRIDED_SLICE", "PACK"}, ops
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    runner = interpreter.get_signature_runner()
+    answered = runner(
+        **{key: value.astype(np.float32 if key == "fare" else np.int64) for key, value in batch.items()}
+    )
+    np.testing.assert_allclose(next(iter(answered.values())), expected, rtol=1e-5, atol=1e-6)
