@@ -212,7 +212,7 @@ class TrialRecord:
     loss: list[float]  # first fold's learning curves
     val_loss: list[float]
     seconds: float = 0.0  # wall time of the trial, every fold
-    started_at: float = 0.0  # seconds after the budget began (the sweep's start) that the trial began
+    admitted_at: float = 0.0  # seconds after the budget began (the sweep's start) that the oracle let it in
 
 
 class ProtocolTuner(kt.Tuner):
@@ -239,9 +239,9 @@ class ProtocolTuner(kt.Tuner):
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         hypermodel: SpecHyperModel = self.hypermodel
         training = hypermodel.training(trial.hyperparameters)
-        record = TrialRecord(training.hidden_units, [], [], [], [])
+        admitted_at = self.oracle.admitted[trial.trial_id] - self.started
+        record = TrialRecord(training.hidden_units, [], [], [], [], admitted_at=admitted_at)
         started = time.monotonic()
-        record.started_at = round(started - self.started, 2)
         for fold in self.folds:
             score, history = self._fit_fold(trial.hyperparameters, fold)
             record.fold_scores.append(score)
@@ -336,16 +336,20 @@ def objective_name(spec: ProblemSpec) -> str:
 
 class BudgetedOracle:
     """An oracle mixin that starts no new trial once the budget's deadline (time.monotonic) has passed,
-    except the first: KerasTuner's search loop ends when `populate_space` answers STOPPED."""
+    except the first: KerasTuner's search loop ends when `populate_space` answers STOPPED. `admitted`
+    keeps, per trial, the time the deadline was checked against when the trial was let through."""
 
     def __init__(self, *args, deadline: float, **kwargs):
         super().__init__(*args, **kwargs)
         self.deadline = deadline
+        self.admitted: dict[str, float] = {}
 
     def populate_space(self, trial_id: str) -> dict:
-        if self.trials and time.monotonic() >= self.deadline:
+        now = time.monotonic()
+        if self.trials and now >= self.deadline:
             logging.info("Tuning budget spent: no trial after %d", len(self.trials))
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        self.admitted[trial_id] = now
         return super().populate_space(trial_id)
 
 

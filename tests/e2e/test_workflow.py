@@ -206,7 +206,7 @@ def test_a_spec_without_tuning_sweeps_and_tunes_within_its_budget(tmp_path):
     assert run.states["Tuner"] == "COMPLETE" and run.blessed is True, run.power_message
     protocol = json.loads((output_uri(paths, spec, "Tuner", "tuner_results") / PROTOCOL_FILE).read_text())
     budget = protocol["budget"]
-    starts = sorted(trial["started_at"] for trial in protocol["trials"].values())
+    starts = sorted(trial["admitted_at"] for trial in protocol["trials"].values())
     assert budget["budget_seconds"] == 24.0 and budget["trials_run"] == len(starts) >= 1
     # No trial but the first starts once the budget is spent (the first always runs: the Trainer needs one).
     assert all(start < budget["budget_seconds"] for start in starts[1:]), (starts, budget)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
+import tf_keras as keras
+from tensorflow.lite.tools import flatbuffer_utils
 
 from components.core.spec import ProblemSpec, TaskType
 from components.modules.model_builder import FeatureInput, build_model, head_for
@@ -62,9 +65,6 @@ def test_embeddings_reach_the_dense_layers_without_run_time_shape_ops(tmp_path):
     """Each embedding's [batch, 1, size] is squeezed, not reshaped: Keras' Reshape computes the batch size
     at run time, which put SHAPE, STRIDED_SLICE and PACK into device models for every embedding (most of
     the taxi int8 model's graph). The model saves, loads and converts with the same predictions."""
-    import tensorflow as tf
-    import tf_keras as keras
-
     spec = spec_for("binary", "y", "auc")
     buckets = spec.training.model_copy(update={"numeric_encoding": "buckets"})
     features = [FeatureInput("fare", edges=(-0.5, 0.0, 0.5)), FeatureInput("company", buckets=5)]
@@ -77,8 +77,6 @@ def test_embeddings_reach_the_dense_layers_without_run_time_shape_ops(tmp_path):
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     flatbuffer = converter.convert()
-    from tensorflow.lite.tools import flatbuffer_utils
-
     graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
     ops = {flatbuffer_utils.opcode_to_name(graph, op.opcodeIndex) for op in graph.subgraphs[0].operators}
     assert "GATHER" in ops and not ops & {"SHAPE", "STRIDED_SLICE", "PACK"}, ops

@@ -3,6 +3,8 @@ a skewed regression label, scored in the label's units (on real values: taxi far
 
 from __future__ import annotations
 
+import time
+
 import keras_tuner as kt
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from components.core.spec import ProblemSpec
 from components.modules.folds import Arrays, fold_plan
 from components.modules.model_builder import FeatureInput, quantile_edges, with_quantile_edges
 from components.modules.tuner_fn import (
+    BudgetedRandomOracle,
     ProtocolTuner,
     SearchChoices,
     SpecHyperModel,
@@ -105,3 +108,24 @@ def test_a_log_scale_trial_is_scored_in_the_labels_units(fares, tmp_path):
     for scale, mae in scores.items():  # dollars: above what log units give (about 0.4), below the mean's
         assert 1.0 < mae < mean_fare_mae, (scale, scores, mean_fare_mae)
     assert max(scores.values()) < 2 * min(scores.values())
+
+
+def test_the_budget_admits_the_first_trial_always_and_none_once_spent(tmp_path):
+    """The oracle lets the first trial through whatever the clock (the Trainer needs one), no later trial
+    once the deadline has passed, and records the time each admitted trial was checked against it."""
+    hyperparameters = kt.HyperParameters()
+    hyperparameters.Choice("units", [8, 16, 32])
+    before = time.monotonic()
+    oracle = BudgetedRandomOracle(
+        objective=kt.Objective("val_auc", "max"),
+        max_trials=5,
+        hyperparameters=hyperparameters,
+        seed=1,
+        deadline=before - 1.0,  # already spent
+    )
+    oracle._set_project_dir(str(tmp_path), "budget")
+    first = oracle.create_trial("tuner0")
+    assert first.status == "RUNNING" and before <= oracle.admitted[first.trial_id] <= time.monotonic()
+    oracle.end_trial(first)
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+    assert list(oracle.admitted) == [first.trial_id]
