@@ -1,8 +1,10 @@
 """The training pipeline on Beam's PortableRunner: the job API that Flink's and Spark's job servers
 implement, here Beam's own job service with an EXTERNAL pool of SDK workers, each in its own process.
 
-The served taxi run of the session (same spec, same 2,500 trips, Beam's DirectRunner) is the reference:
-the portable run must push the same model.
+The served taxi run of the session (same spec, same 2,500 trips, Beam's DirectRunner, the CLI in a process
+of its own) is the reference: the portable run, made the same way with `--beam-profile`, must write the same
+examples, transform them the same way and push the same model. The checks go stage by stage, so a difference
+names the stage it began in.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
 import yaml
 
 from components.core.artifacts import TEST_PREDICTIONS_FILE
 from components.core.spec import load_spec
-from pipelines.ops.cli import run_training
-from pipelines.paths import RunPaths
+from pipelines.paths import RunPaths, pipeline_name
+from pipelines.workflow import results
 from tests.helpers.data import REPO_ROOT
-from tests.helpers.pipeline_runs import NO_DEVICE_TARGETS, output_uri, versions
+from tests.helpers.pipeline_runs import NO_DEVICE_TARGETS, cli_run, output_uri, versions, write_taxi_spec
 from tests.helpers.processes import free_port, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("served-taxi")]
@@ -68,14 +72,17 @@ def beam_services(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def portable_run(beam_services, served_taxi, tmp_path_factory):
+    """`pipelines run --beam-profile <the portable profile>` on the served run's data and spec (no device
+    target: the SavedModel is what is compared)."""
     profile, logs = beam_services
-    served = load_spec(served_taxi.spec_path)
-    spec = served.model_copy(update={"deployment": served.deployment.model_copy(update=NO_DEVICE_TARGETS)})
-    home = tmp_path_factory.mktemp("portable-home")
-    from pipelines import settings
-
-    summary = run_training(spec, home, beam_args=settings.beam_args(spec, str(profile)))
-    return spec, summary, RunPaths.for_spec(spec.name, home), logs
+    folder = tmp_path_factory.mktemp("portable")
+    spec_path = write_taxi_spec(folder, served_taxi.source, deployment=NO_DEVICE_TARGETS)
+    spec = load_spec(spec_path)
+    paths = RunPaths.for_spec(spec.name, folder / "home")
+    done = cli_run(spec_path, paths.home, options=("--beam-profile", str(profile)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = results.latest_run(paths.metadata_config(), pipeline_name(spec))
+    return spec, summary, paths, logs
 
 
 def test_the_beam_components_ran_on_the_portable_runners_workers(portable_run):
@@ -90,9 +97,39 @@ def test_the_beam_components_ran_on_the_portable_runners_workers(portable_run):
     assert "Listening for beam jobs" in jobs
 
 
+def split_records(examples: Path, split: str) -> list[bytes]:
+    """The serialized examples of one split, in the order the Trainer reads them (shards by name)."""
+    files = sorted(str(path) for path in (examples / f"Split-{split}").glob("*.gz"))
+    return [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def parsed(records: list[bytes]) -> list[tf.train.Example]:
+    return [tf.train.Example.FromString(record) for record in records]
+
+
 def test_the_portable_run_pushes_the_model_the_direct_runner_pushed(portable_run, served_taxi):
     spec, _, paths, _ = portable_run
     assert len(versions(paths.serving_dir)) == 1
+    portable_examples = output_uri(paths, spec, "CsvExampleGen", "examples")
+    direct_examples = output_uri(served_taxi.paths, served_taxi.spec, "CsvExampleGen", "examples")
+    for split in ("train", "eval", "test"):
+        assert parsed(split_records(portable_examples, split)) == parsed(
+            split_records(direct_examples, split)
+        ), f"the {split} split: other examples or another order"
+
+    test_rows = split_records(direct_examples, "test")
+    transformed = []
+    for run_paths, run_spec in ((paths, spec), (served_taxi.paths, served_taxi.spec)):
+        graph = tft.TFTransformOutput(str(output_uri(run_paths, run_spec, "Transform", "transform_graph")))
+        features = tf.io.parse_example(tf.constant(test_rows), graph.raw_feature_spec())
+        transformed.append(
+            {k: tf.convert_to_tensor(v).numpy() for k, v in graph.transform_raw_features(features).items()}
+        )
+    portable_features, direct_features = transformed
+    assert portable_features.keys() == direct_features.keys()
+    for name, values in direct_features.items():
+        assert np.array_equal(portable_features[name], values), f"Transform's '{name}' differs"
+
     gate = output_uri(paths, spec, "DumbBaselineGate", "test_predictions")
     portable = np.load(gate / TEST_PREDICTIONS_FILE)
     direct = np.load(served_taxi.gate_predictions / TEST_PREDICTIONS_FILE)

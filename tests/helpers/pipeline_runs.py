@@ -93,11 +93,16 @@ def output_uri(paths, spec, node: str, key: str) -> Path:
 
 
 def cli_run(
-    spec_path: Path, home: Path, timeout: float = 1200, env: dict[str, str] | None = None
+    spec_path: Path,
+    home: Path,
+    timeout: float = 1200,
+    env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
-    """`python -m pipelines run` as a user types it, in a process of its own (environment `env`)."""
+    """`python -m pipelines run` as a user types it (with `options`), in a process of its own
+    (environment `env`)."""
     return subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "--config", str(spec_path), "--home", str(home)],
+        [sys.executable, "-m", "pipelines", "run", "--config", str(spec_path), "--home", str(home), *options],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
