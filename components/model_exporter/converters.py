@@ -23,9 +23,10 @@ RepresentativeRows = Callable[[], Iterator[dict[str, np.ndarray]]]
 MODEL_JSON = "model.json"  # a TF.js graph model: its graph and its weights manifest
 WEIGHTS_MANIFEST = "weightsManifest"
 # The raw-feature preprocessing of `serving_raw` (components/modules/signatures.RawTransform: raw columns
-# stacked, scaled, split back), the model's clip and quantile buckets (a shifted comparison would move a
-# bucket edge), and a log-scale label's way back to its units (256 levels over a label's whole range are
-# too coarse). A stack of raw columns quantized together would share one scale across dollars and seconds.
+# stacked and scaled, the z-score matrix handed to the network as it is), the model's clip and quantile
+# buckets (the z-scores split for them; a shifted comparison would move a bucket edge), and a log-scale
+# label's way back to its units (256 levels over a label's whole range are too coarse). A stack of raw
+# columns quantized together would share one scale across dollars and seconds.
 FLOAT_PREPROCESSING_OPS = [
     "CONCATENATION",
     "SPLIT",

@@ -178,68 +178,142 @@ def build_model(
     training: TrainingSpec | None = None,
     target_scale: tuple[float, float] | None = None,
 ) -> keras.Model:
-    """A dense network over the transformed features, with the head the task needs.
+    """A dense network over the transformed features, with the head the task needs: one `[batch, 1]`
+    input per feature (as TF Transform writes them), the numeric ones stacked into one `[batch, n]`
+    z-score matrix in `features` order, then `network_output`.
 
     `target_scale` (regression only): the training label's (mean, standard deviation)."""
     training = training or spec.training
-    inputs: dict[str, keras.Input] = {}
-    numeric, encoded = [], []
+    # Keras matches a dict of inputs by its keys; layer names must be TensorFlow scope names.
+    inputs = {
+        feature.name: keras.Input(
+            shape=(1,),
+            name=layer_name(feature.name),
+            dtype=tf.int64 if feature.is_categorical else tf.float32,
+        )
+        for feature in features
+    }
+    numeric = [inputs[feature.name] for feature in features if not feature.is_categorical]
+    z_scores = None
+    if numeric:
+        z_scores = keras.layers.Concatenate(name="numeric")(numeric) if len(numeric) > 1 else numeric[0]
+    layers = network_layers(features, spec, outputs, training, target_scale)
+    categorical = {feature.name: inputs[feature.name] for feature in features if feature.is_categorical}
+    model = keras.Model(inputs=inputs, outputs=network_output(layers, features, z_scores, categorical))
+    compile_model(model, spec, training)
+    return model
+
+
+NUMERIC_CLIP = "numeric_clip"
+STANDARDIZED_PREDICTIONS = f"{PREDICTIONS_KEY}_standardized"
+LOG_PREDICTIONS = f"{PREDICTIONS_KEY}_log"
+
+
+def network_layers(
+    features: list[FeatureInput],
+    spec: ProblemSpec,
+    outputs: int,
+    training: TrainingSpec,
+    target_scale: tuple[float, float] | None,
+) -> dict[str, keras.layers.Layer]:
+    """The network's layers by name, for `network_output`: the clip, embeddings (and quantile buckets),
+    dense layers and the task's head."""
+    layers: dict[str, keras.layers.Layer] = {}
+    if any(not feature.is_categorical for feature in features):
+        # One clip over every z-score: a device model carries two ops for it, not two per feature.
+        layers[NUMERIC_CLIP] = ClipValues(Z_CLIP, name=NUMERIC_CLIP)
     for feature in features:
-        # Keras matches a dict of inputs by its keys; layer names must be TensorFlow scope names.
         layer = layer_name(feature.name)
         if feature.is_categorical:
-            layer_input = keras.Input(shape=(1,), name=layer, dtype=tf.int64)
             size = embedding_size(feature.buckets)
-            embedded = keras.layers.Embedding(feature.buckets, size, name=f"{layer}_embedding")(layer_input)
-            encoded.append(DropUnitAxis(name=f"{layer}_flat")(embedded))
-        else:
-            layer_input = keras.Input(shape=(1,), name=layer, dtype=tf.float32)
-            numeric.append(layer_input)
-            if training.numeric_encoding == "buckets":
-                encoded.append(bucket_embedding(feature, layer, layer_input))
-        inputs[feature.name] = layer_input
-    if numeric:
-        # One clip over every z-score: a device model carries two ops for it, not two per feature.
-        stacked = keras.layers.Concatenate(name="numeric")(numeric) if len(numeric) > 1 else numeric[0]
-        encoded.insert(0, ClipValues(Z_CLIP, name="numeric_clip")(stacked))
-    hidden = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
+            layers[f"{layer}_embedding"] = keras.layers.Embedding(
+                feature.buckets, size, name=f"{layer}_embedding"
+            )
+            layers[f"{layer}_flat"] = DropUnitAxis(name=f"{layer}_flat")
+        elif training.numeric_encoding == "buckets":
+            if not feature.edges:
+                raise ValueError(
+                    f"feature '{feature.name}': the bucket encoding needs its training quantiles"
+                )
+            count = len(feature.edges) + 1
+            layers[f"{layer}_bucket"] = QuantileBucket(list(feature.edges), name=f"{layer}_bucket")
+            name = f"{layer}_bucket_embedding"
+            layers[name] = keras.layers.Embedding(count, embedding_size(count), name=name)
+            layers[f"{layer}_bucket_flat"] = DropUnitAxis(name=f"{layer}_bucket_flat")
+    layers["features"] = keras.layers.Concatenate(name="features")
     regularizer = (
         keras.regularizers.L1L2(l1=training.l1, l2=training.l2) if training.l1 or training.l2 else None
     )
     for depth, units in enumerate(training.hidden_units):
-        hidden = keras.layers.Dense(
-            units, activation="relu", kernel_regularizer=regularizer, name=f"dense_{depth}"
-        )(hidden)
+        name = f"dense_{depth}"
+        layers[name] = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name=name)
         if training.dropout:
-            hidden = keras.layers.Dropout(training.dropout, name=f"dropout_{depth}")(hidden)
+            layers[f"dropout_{depth}"] = keras.layers.Dropout(training.dropout, name=f"dropout_{depth}")
     head = head_for(spec.task, outputs)
     if spec.task == TaskType.REGRESSION and target_scale is not None:
         # The network predicts a standardized target; the last layer puts it back in the label's units
         # (on a log scale, in log(1 + label): see `in_label_units`), so a target in the hundreds does not
         # take thousands of steps just to reach its scale.
         mean, std = target_scale
-        standardized = keras.layers.Dense(1, name=f"{PREDICTIONS_KEY}_standardized")(hidden)
+        layers[STANDARDIZED_PREDICTIONS] = keras.layers.Dense(1, name=STANDARDIZED_PREDICTIONS)
         name = PREDICTIONS_KEY if training.label_scale == "linear" else LOG_PREDICTIONS
-        prediction = keras.layers.Rescaling(scale=std, offset=mean, name=name)(standardized)
+        layers[name] = keras.layers.Rescaling(scale=std, offset=mean, name=name)
     else:
-        prediction = keras.layers.Dense(head.units, activation=head.activation, name=PREDICTIONS_KEY)(hidden)
-    model = keras.Model(inputs=inputs, outputs=prediction)
-    compile_model(model, spec, training)
-    return model
+        layers[PREDICTIONS_KEY] = keras.layers.Dense(
+            head.units, activation=head.activation, name=PREDICTIONS_KEY
+        )
+    return layers
 
 
-def bucket_embedding(feature: FeatureInput, layer: str, z_score: keras.Input) -> tf.Tensor:
-    """An embedding of the quantile bucket of a numeric feature's z-score (beside the z-score itself)."""
-    if not feature.edges:
-        raise ValueError(f"feature '{feature.name}': the bucket encoding needs its training quantiles")
-    count = len(feature.edges) + 1
-    size = embedding_size(count)
-    bucket = QuantileBucket(list(feature.edges), name=f"{layer}_bucket")(z_score)
-    embedded = keras.layers.Embedding(count, size, name=f"{layer}_bucket_embedding")(bucket)
-    return DropUnitAxis(name=f"{layer}_bucket_flat")(embedded)
+def network_output(
+    layers: dict[str, keras.layers.Layer],
+    features: list[FeatureInput],
+    z_scores: tf.Tensor | None,
+    categorical: dict[str, tf.Tensor],
+) -> tf.Tensor:
+    """The network from the numeric features' `[batch, n]` z-scores (`features` order) and each
+    categorical feature's `[batch, 1]` indices to its prediction, through `layers` (by name).
+
+    The one definition of the network's graph: `build_model` calls it on Keras inputs, and the raw
+    signature (`device_output`) on the z-score matrix its preprocessing computes, so a device model
+    carries no per-feature split and concatenation between the two."""
+    encoded = [layers[NUMERIC_CLIP](z_scores)] if z_scores is not None else []
+    numeric = [feature for feature in features if not feature.is_categorical]
+    bucketed = [f"{layer_name(feature.name)}_bucket" in layers for feature in numeric]
+    columns = tf.split(z_scores, len(numeric), axis=1) if any(bucketed) and len(numeric) > 1 else [z_scores]
+    for feature in features:
+        layer = layer_name(feature.name)
+        if feature.is_categorical:
+            encoded.append(layers[f"{layer}_flat"](layers[f"{layer}_embedding"](categorical[feature.name])))
+        elif f"{layer}_bucket" in layers:
+            bucket = layers[f"{layer}_bucket"](columns[numeric.index(feature)])
+            encoded.append(layers[f"{layer}_bucket_flat"](layers[f"{layer}_bucket_embedding"](bucket)))
+    hidden = layers["features"](encoded) if len(encoded) > 1 else encoded[0]
+    depth = 0
+    while f"dense_{depth}" in layers:
+        hidden = layers[f"dense_{depth}"](hidden)
+        if f"dropout_{depth}" in layers:
+            hidden = layers[f"dropout_{depth}"](hidden)
+        depth += 1
+    if STANDARDIZED_PREDICTIONS in layers:
+        standardized = layers[STANDARDIZED_PREDICTIONS](hidden)
+        scaled = layers[LOG_PREDICTIONS] if LOG_PREDICTIONS in layers else layers[PREDICTIONS_KEY]
+        return scaled(standardized)
+    return layers[PREDICTIONS_KEY](hidden)
 
 
-LOG_PREDICTIONS = f"{PREDICTIONS_KEY}_log"
+def device_output(
+    model: keras.Model,
+    features: list[FeatureInput],
+    z_scores: tf.Tensor | None,
+    categorical: dict[str, tf.Tensor],
+) -> tf.Tensor:
+    """What `model` (built by `build_model`, trained, maybe put back in label units by `in_label_units`)
+    predicts from the z-score matrix and the categorical indices directly (see `network_output`)."""
+    layers = {layer.name: layer for layer in model.layers}
+    output = network_output(layers, features, z_scores, categorical)
+    back = layers.get(PREDICTIONS_KEY)
+    return back(output) if isinstance(back, LogToLabelUnits) else output
 
 
 def in_label_units(model: keras.Model, training: TrainingSpec) -> keras.Model:

@@ -283,7 +283,8 @@ def run_fn(fn_args: FnArgs) -> None:
         model, pruning_record = prune(model, train, validation, spec)
         with open(os.path.join(fn_args.model_run_dir, PRUNING_FILE), "w") as handle:
             json.dump(pruning_record, handle, indent=1)
-    save_with_signatures(in_label_units(model, spec.training), spec, tft_output, fn_args.serving_model_dir)
+    exported = in_label_units(model, spec.training)
+    save_with_signatures(exported, spec, tft_output, fn_args.serving_model_dir, features)
     with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as handle:
         json.dump({k: [float(x) for x in v] for k, v in history.history.items()}, handle, indent=1)
     logging.info("Model saved to %s after %d epochs", fn_args.serving_model_dir, len(history.epoch))

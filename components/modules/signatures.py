@@ -39,6 +39,7 @@ from components.core.artifacts import (
 )
 from components.core.spec import FeatureKind, ProblemSpec, TaskType
 from components.modules import datetimes
+from components.modules.model_builder import FeatureInput, device_output
 from components.modules.preprocessing_fn import (
     LABEL_CLASSES_VOCABULARY,
     MISSING_INDEX,
@@ -189,6 +190,15 @@ class RawTransform(tf.Module):
         return names
 
     def __call__(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Every transformed feature as TF Transform writes it: a `[batch, 1]` tensor each."""
+        indices, z_scores = self.encode(raw)
+        if z_scores is not None:
+            indices.update(zip(self.numeric, tf.split(z_scores, len(self.numeric), axis=1), strict=True))
+        return indices
+
+    def encode(self, raw: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor | None]:
+        """(each categorical feature's and date-time part's `[batch, 1]` indices, the z-scores of the
+        scaled features as one `[batch, n]` matrix in `numeric` order, or None when there are none)."""
         out, unscaled = {}, {}
         for name, kind in self.kinds.items():
             value = raw[raw_input_name(name)]
@@ -213,14 +223,14 @@ class RawTransform(tf.Module):
         # TFLite loses the rank through the table lookup and the select; without a static [batch, 1]
         # an embedding's Flatten read the embedding width as the batch size when the batch was 1.
         out = {name: tf.reshape(tensor, [-1, 1]) for name, tensor in out.items()}
-        if unscaled:  # already [batch, 1] each: a reshape per feature would be an op per feature
-            out.update(self._scale([unscaled[output] for output in self.numeric]))
-        return out
+        # Already [batch, 1] each: a reshape per feature would be an op per feature.
+        z_scores = self._scale([unscaled[output] for output in self.numeric]) if unscaled else None
+        return out, z_scores
 
-    def _scale(self, columns: list[tf.Tensor]) -> dict[str, tf.Tensor]:
+    def _scale(self, columns: list[tf.Tensor]) -> tf.Tensor:
         """Every z-scored feature in one `[batch, n]` step (NaN marks a missing value), by the maps TF
-        Transform applies, then split back into `[batch, 1]` features: a handful of ops whatever the
-        number of features, so a device model's size is its weights'."""
+        Transform applies: a handful of ops whatever the number of features, so a device model's size
+        is its weights'."""
         maps = list(self.numeric.values())
 
         def row(field: str) -> tf.Tensor:
@@ -232,8 +242,15 @@ class RawTransform(tf.Module):
         present = tf.logical_not(tf.math.is_nan(values))
         safe = tf.where(present, values, tf.zeros_like(values))
         scaled = (safe - row("center")) * row("scale") + row("offset")
-        z_scores = tf.where(present, scaled, tf.zeros_like(values) + row("missing"))
-        return dict(zip(self.numeric, tf.split(z_scores, len(maps), axis=1), strict=True))
+        return tf.where(present, scaled, tf.zeros_like(values) + row("missing"))
+
+    def z_scores_in(self, z_scores: tf.Tensor | None, order: list[str]) -> tf.Tensor | None:
+        """The z-score matrix with its columns in `order` (the model's): one gather when the orders
+        differ (a date-time's elapsed time comes last here, in its column's place in the model)."""
+        if z_scores is None or order == list(self.numeric):
+            return z_scores
+        positions = [list(self.numeric).index(name) for name in order]
+        return tf.gather(z_scores, positions, axis=1)
 
 
 def _lookup_table(vocabulary: list[str], oov_buckets: int):
@@ -298,9 +315,14 @@ def classify_outputs(predictions: tf.Tensor, spec: ProblemSpec, names: list[str]
 
 
 def save_with_signatures(
-    model: keras.Model, spec: ProblemSpec, tft_output: tft.TFTransformOutput, export_dir: str
+    model: keras.Model,
+    spec: ProblemSpec,
+    tft_output: tft.TFTransformOutput,
+    export_dir: str,
+    features: list[FeatureInput],
 ) -> None:
-    """Saves `model` with the tf.Example and raw-feature signatures."""
+    """Saves `model` (built by `build_model` on `features`) with the tf.Example and raw-feature
+    signatures."""
     model.tft_layer = tft_output.transform_features_layer()
     model.raw_transform = RawTransform(spec, tft_output)
     raw_spec = tft_output.raw_feature_spec()
@@ -320,9 +342,15 @@ def save_with_signatures(
             outputs.update(classify_outputs(predictions, spec, names))
         return outputs
 
+    numeric_order = [feature.name for feature in features if not feature.is_categorical]
+
+    # The model's layers on the raw transform's z-score matrix as it is: no split into features and
+    # concatenation back (128 tensors of a 64-column device model).
     @tf.function(autograph=False)
     def serve_raw(**raw: tf.Tensor) -> dict[str, tf.Tensor]:
-        return named_outputs(model(model.raw_transform(raw)), spec)
+        indices, z_scores = model.raw_transform.encode(raw)
+        z_scores = model.raw_transform.z_scores_in(z_scores, numeric_order)
+        return named_outputs(device_output(model, features, z_scores, indices), spec)
 
     label_spec = {name: raw_spec[name] for name in spec.label_columns}
 

@@ -9,7 +9,13 @@ import tf_keras as keras
 from tensorflow.lite.tools import flatbuffer_utils
 
 from components.core.spec import ProblemSpec, TaskType
-from components.modules.model_builder import FeatureInput, build_model, head_for
+from components.modules.model_builder import (
+    FeatureInput,
+    build_model,
+    device_output,
+    head_for,
+    in_label_units,
+)
 
 FEATURES = [FeatureInput("fare"), FeatureInput("company", buckets=5)]
 
@@ -86,3 +92,47 @@ def test_embeddings_reach_the_dense_layers_without_run_time_shape_ops(tmp_path):
         **{key: value.astype(np.float32 if key == "fare" else np.int64) for key, value in batch.items()}
     )
     np.testing.assert_allclose(next(iter(answered.values())), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_device_path_is_the_trained_network_on_the_z_score_matrix():
+    """`device_output` (what the raw signature and so every device model runs) gives the predictions of
+    the model it reads, from one `[batch, n]` z-score matrix: with quantile buckets, categorical
+    embeddings and a regression head put back in label units on the log scale."""
+    spec = spec_for("regression", "y", "mse")
+    training = spec.training.model_copy(update={"numeric_encoding": "buckets", "label_scale": "log"})
+    features = [
+        FeatureInput("fare", edges=(-0.5, 0.0, 0.5)),
+        FeatureInput("company", buckets=5),
+        FeatureInput("trip miles", edges=(-1.0, 1.0)),
+    ]
+    model = in_label_units(build_model(features, spec, training=training, target_scale=(1.0, 0.5)), training)
+    fare, miles = np.array([[-1.0], [0.2], [0.7]], "float32"), np.array([[2.0], [-3.0], [0.0]], "float32")
+    company = np.array([[0], [4], [2]])
+    expected = model.predict({"fare": fare, "company": company, "trip miles": miles}, verbose=0)
+    z_scores = tf.constant(np.concatenate([fare, miles], axis=1))
+    answered = device_output(model, features, z_scores, {"company": tf.constant(company)})
+    np.testing.assert_allclose(answered.numpy(), expected, rtol=1e-6)
+
+
+def test_a_device_model_of_64_numeric_columns_has_no_per_column_ops():
+    """The raw signature hands the network its z-score matrix as it is: the converted model is the clip
+    and the dense layers, whatever the number of columns (no split into 64 inputs and concatenation)."""
+    spec = spec_for("binary", "y", "auc")
+    features = [FeatureInput(f"pixel_{i}") for i in range(64)]
+    model = build_model(features, spec)
+    z_scores = np.random.default_rng(0).normal(size=(5, 64)).astype("float32")
+    expected = model.predict({f"pixel_{i}": z_scores[:, i : i + 1] for i in range(64)}, verbose=0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 64], tf.float32, name="z_scores")])
+    def serve(matrix: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"predictions": device_output(model, features, matrix, {})}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
+    flatbuffer = converter.convert()
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    ops = [flatbuffer_utils.opcode_to_name(graph, op.opcodeIndex) for op in graph.subgraphs[0].operators]
+    assert not {"SPLIT", "CONCATENATION", "RESHAPE"} & set(ops), ops
+    assert len(graph.subgraphs[0].tensors) < 20, len(graph.subgraphs[0].tensors)
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    answered = interpreter.get_signature_runner()(z_scores=z_scores)
+    np.testing.assert_allclose(answered["predictions"], expected, rtol=1e-5, atol=1e-6)
