@@ -97,8 +97,8 @@ page: install
 rollback: install
 	$(PY) -m pipelines rollback --config config/taxi.yaml --home $(HOME_DIR)
 
-# The benchmarks in bench/, each printing a markdown table and a JSON line (about an hour on 2 cores,
-# most of it the 100x scaling run). The serving benchmark measures the demo's model: the demo runs
+# The benchmarks in bench/, each printing a markdown table and a JSON line (about 1 h 45 min on 2 cores,
+# the 100x scaling run and the column rounds the longest). The serving benchmark measures the demo's model: the demo runs
 # first (all cached when it has run before).
 bench: demo
 	$(PY) -m bench.serving --config config/taxi.yaml --home $(HOME_DIR)
@@ -107,7 +107,7 @@ bench: demo
 	$(PY) -m bench.monitoring --home $(HOME_DIR)/bench/monitoring
 	$(PY) -m bench.scaling --factors 1 10 100 --home $(HOME_DIR)/bench/scaling
 	$(PY) -m bench.beam_modes --factors 1 10 --home $(HOME_DIR)/bench/beam_modes
-	$(PY) -m bench.columns --columns 8 64 256 --home $(HOME_DIR)/bench/columns
+	$(PY) -m bench.columns --columns 8 64 256 --runs 3 --home $(HOME_DIR)/bench/columns
 	$(PY) -m bench.quality --home $(HOME_DIR)/bench/quality
 
 # The whole suite in one pytest-xdist run. Tests are grouped by the pipeline run they share (one group

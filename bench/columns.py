@@ -1,6 +1,6 @@
 """Column scaling: the same 1,797 rows with 8, 64 and 256 numeric columns, so the per-column cost shows.
 
-    python -m bench.columns [--columns 8 64 256] [--home build/bench/columns]
+    python -m bench.columns [--columns 8 64 256] [--runs 3] [--home build/bench/columns]
 
 scikit-learn's digits table (ships offline: 1,797 handwritten digits, 64 pixel columns of 0..16, the digit
 as a multiclass label written as the data writes it, 0..9). 8 columns are the 8 pixels of largest
@@ -11,9 +11,11 @@ the accuracy they buy. Any width up to 64 is a slice the same way, and a multipl
 For each width a CSV and a spec go into the bench home (every column named numeric, tuning off, an
 accuracy threshold every width passes, so the model is blessed and exported; the device targets the
 default spec builds, TFLite float32 and int8 and TF.js float32 and uint8 among them), and the pipeline
-runs once as a whole `python -m pipelines run` process in a fresh home, measured by `bench.scaling.Measured`
-(per-component seconds, peak memory of the process tree). The device models' sizes are the ModelExporter's
-`targets.json` of that run (kB = 1000 bytes). Prints a markdown table and one JSON line.
+runs once as a whole `python -m pipelines run` process in a fresh home, measured by
+`bench.scaling.Measured` (per-component seconds, peak memory of the process tree); with `--runs N` the
+widths run N rounds, interleaved so the machine's drift falls on every width alike, and the table shows
+medians. The device models' sizes are the ModelExporter's `targets.json` of that run (kB = 1000 bytes).
+Prints a markdown table and one JSON line.
 Targets (issue 24): Transform at 64 columns takes at most 1.5 times Transform at 8; the 64-column int8
 TFLite model is at most half the float32 one.
 """
@@ -24,6 +26,7 @@ import argparse
 import csv
 import json
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -157,7 +160,12 @@ def print_table(widths: list[dict]) -> None:
     by = {width["columns"]: width for width in widths}
     if 8 in by and 64 in by:
         ratio = by[64]["transform_seconds"] / by[8]["transform_seconds"]
-        print(f"Transform at 64 columns / at 8 = {ratio:.2f} (target <= 1.5)")
+        each = [
+            f"{wide['transform_seconds'] / narrow['transform_seconds']:.2f}"
+            for narrow, wide in zip(by[8]["rounds"], by[64]["rounds"], strict=True)
+        ]
+        rounds = f" (each round: {', '.join(each)})" if len(each) > 1 else ""
+        print(f"Transform at 64 columns / at 8 = {ratio:.2f}{rounds} (target <= 1.5)")
     if 64 in by:
         sizes = by[64]["targets"]
         ratio = sizes["tflite-int8"]["size_bytes"] / sizes["tflite-float32"]["size_bytes"]
@@ -172,25 +180,42 @@ def print_table(widths: list[dict]) -> None:
         print("Not pushed (a parity or compute check failed; sized all the same): " + ", ".join(refused))
 
 
+def median_of_rounds(rounds: list[dict]) -> dict:
+    """One width's rounds as one row: median whole-run and Transform seconds, the largest peak, the
+    last round's targets (their sizes do not change between rounds), and every round's Transform time."""
+    return {
+        **rounds[-1],
+        "seconds": statistics.median(r["seconds"] for r in rounds),
+        "transform_seconds": statistics.median(r["transform_seconds"] for r in rounds),
+        "peak_bytes": max(r["peak_bytes"] for r in rounds),
+        "rounds": [{"seconds": r["seconds"], "transform_seconds": r["transform_seconds"]} for r in rounds],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--columns", type=int, nargs="+", default=[8, 64, 256])
+    parser.add_argument(
+        "--runs", type=int, default=1, help="rounds over every width, interleaved; the table shows medians"
+    )
     parser.add_argument("--home", default="build/bench/columns")
     args = parser.parse_args(argv)
     root = Path(args.home).resolve()
-    widths = []
-    for width in sorted(args.columns):
-        print(f"running {width} columns ...", file=sys.stderr, flush=True)
-        widths.append(run_width(root / f"{width}-columns", width))
-        done = widths[-1]
-        print(
-            f"  {width} columns: {done['seconds']:.1f} s, Transform {done['transform_seconds']:.1f} s",
-            file=sys.stderr,
-            flush=True,
-        )
-        (root / "columns.json").write_text(json.dumps({"bench": "columns", "widths": widths}, indent=1))
+    rounds: dict[int, list[dict]] = {width: [] for width in sorted(args.columns)}
+    for round_number in range(1, args.runs + 1):
+        for width in rounds:
+            print(f"round {round_number}: running {width} columns ...", file=sys.stderr, flush=True)
+            done = run_width(root / f"{width}-columns", width)
+            rounds[width].append(done)
+            print(
+                f"  {width} columns: {done['seconds']:.1f} s, Transform {done['transform_seconds']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            widths = [median_of_rounds(runs) for runs in rounds.values() if runs]
+            (root / "columns.json").write_text(json.dumps({"bench": "columns", "widths": widths}, indent=1))
     print_table(widths)
     print(json.dumps({"bench": "columns", "widths": widths}))
     return 0
