@@ -39,7 +39,6 @@ LONGEST_GROUPS_FIRST = (
     "workflow-regression",
     "workflow-default-tuning",  # iris with tuning on by default: a 24 s budget plus the run
     "skewed-fare",  # a log-scale fare regression on 3,000 trips with every device target
-    "mysql-metadata",  # one small CLI run with ML Metadata on MariaDB (about 65 s alone)
     "test_airflow_profile",
     "test_preprocessing",
 )

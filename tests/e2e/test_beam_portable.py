@@ -1,10 +1,14 @@
 """The training pipeline on Beam's PortableRunner: the job API that Flink's and Spark's job servers
 implement, here Beam's own job service with an EXTERNAL pool of SDK workers, each in its own process.
 
-The served taxi run of the session (same spec, same 2,500 trips, Beam's DirectRunner, the CLI in a process
-of its own) is the reference: the portable run, made the same way with `--beam-profile`, must write the same
-examples, transform them the same way and push the same model. The checks go stage by stage, so a difference
-names the stage it began in.
+The portable run reads the served taxi run's rows as a European spreadsheet exports them, zipped (a
+byte-order mark, `;`, CRLF, every name and cell quoted, NA for empty cells, gzip): the files a user has, on
+the runner a cluster has. The served run of the session (same spec, the plain file, Beam's DirectRunner, the
+CLI in a process of its own) is the reference: the portable run, made the same way with `--beam-profile`,
+must write the same examples, transform them the same way and push the same model. The checks go stage
+by stage, so a difference names the stage it began in. One run proves both claims (a whole run costs a
+minute of the suite's budget); before the export was read, such a file failed the spec check ("column
+'big_tipper' is not in the data"), and CRLF alone crashed the gate.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +26,11 @@ import tensorflow_transform as tft
 import yaml
 
 from components.core.artifacts import TEST_PREDICTIONS_FILE
+from components.core.sources import read_table
 from components.core.spec import load_spec
 from pipelines.paths import RunPaths, pipeline_name
 from pipelines.workflow import results
-from tests.helpers.data import REPO_ROOT
+from tests.helpers.data import REPO_ROOT, SAVED_AS, save_as
 from tests.helpers.pipeline_runs import NO_DEVICE_TARGETS, cli_run, output_uri, versions, write_taxi_spec
 from tests.helpers.processes import free_port, wait_for_port
 
@@ -70,24 +76,35 @@ def beam_services(tmp_path_factory):
             process.wait(timeout=30)
 
 
+@dataclass(frozen=True)
+class PortableRun:
+    spec: object  # components.core.spec.ProblemSpec
+    summary: object  # pipelines.workflow.results.RunSummary
+    paths: RunPaths
+    logs: Path  # the job service's and the worker pool's logs
+    stdout: str
+
+
 @pytest.fixture(scope="module")
-def portable_run(beam_services, served_taxi, tmp_path_factory):
-    """`pipelines run --beam-profile <the portable profile>` on the served run's data and spec (no device
-    target: the SavedModel is what is compared)."""
+def portable_run(beam_services, served_taxi, tmp_path_factory) -> PortableRun:
+    """`pipelines run --beam-profile <the portable profile>` on the served run's rows as a spreadsheet's
+    export and the served run's spec (no device target: the SavedModel is what is compared)."""
     profile, logs = beam_services
     folder = tmp_path_factory.mktemp("portable")
-    spec_path = write_taxi_spec(folder, served_taxi.source, deployment=NO_DEVICE_TARGETS)
+    header, rows = read_table(served_taxi.source)
+    export = save_as(folder / "export.csv.gz", header, rows, SAVED_AS["spreadsheet"])
+    spec_path = write_taxi_spec(folder, export, deployment=NO_DEVICE_TARGETS)
     spec = load_spec(spec_path)
     paths = RunPaths.for_spec(spec.name, folder / "home")
     done = cli_run(spec_path, paths.home, options=("--beam-profile", str(profile)))
     assert done.returncode == 0, done.stderr[-3000:]
     summary = results.latest_run(paths.metadata_config(), pipeline_name(spec))
-    return spec, summary, paths, logs
+    return PortableRun(spec, summary, paths, logs, done.stdout)
 
 
 def test_the_beam_components_ran_on_the_portable_runners_workers(portable_run):
     """The worker pool started SDK workers (one per Beam stage's bundle processor) for the run's jobs."""
-    _, summary, _, logs = portable_run
+    summary, logs = portable_run.summary, portable_run.logs
     assert summary.blessed and summary.pushed_new, summary.power_message
     for component in ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator"):
         assert summary.states[component] == "COMPLETE", component
@@ -95,6 +112,11 @@ def test_the_beam_components_ran_on_the_portable_runners_workers(portable_run):
     assert pool_log.count("Starting worker with command") >= 4, pool_log[-2000:]
     jobs = (logs / "job_service.log").read_text()
     assert "Listening for beam jobs" in jobs
+
+
+def test_the_spreadsheets_export_is_read_as_it_was_written(portable_run):
+    stdout = portable_run.stdout
+    assert "1 file(s), semicolon-separated (detected)" in stdout, stdout
 
 
 def split_records(examples: Path, split: str) -> list[bytes]:
@@ -117,7 +139,7 @@ def first_difference(ours: list[tf.train.Example], reference: list[tf.train.Exam
 
 
 def test_the_portable_run_pushes_the_model_the_direct_runner_pushed(portable_run, served_taxi):
-    spec, _, paths, _ = portable_run
+    spec, paths = portable_run.spec, portable_run.paths
     assert len(versions(paths.serving_dir)) == 1
     # The served run's own outputs: other tests run again in its home later.
     direct_outputs = served_taxi.summary.outputs
