@@ -28,19 +28,18 @@ LONGEST_GROUPS_FIRST = (
     "airflow-celery",  # a scheduler and two Celery workers: mostly waiting on their tasks
     "served-taxi",
     "test_airflow_dags",
-    "workflow-binary",
     "test_spanned_cli",
     "test_deployment",
+    "workflow-binary",
     "class-names",
-    "workflow-tips",
-    "workflow-shuffled",
-    "workflow-multilabel",
-    "workflow-multiclass",
-    "workflow-regression",
-    "workflow-default-tuning",  # iris with tuning on by default: a 24 s budget plus the run
     "skewed-fare",  # a log-scale fare regression on 3,000 trips with every device target
+    "workflow-tips",
     "test_airflow_profile",
     "test_preprocessing",
+    "workflow-multiclass",  # iris from the five lines, tuned by default: a 24 s budget plus the run
+    "workflow-shuffled",
+    "workflow-multilabel",
+    "workflow-regression",
 )
 
 

@@ -59,6 +59,32 @@ def binary(tmp_path_factory):
     return run_task(tmp_path_factory, "binary", **TUNED)
 
 
+@pytest.fixture(scope="module")
+def iris_by_default(tmp_path_factory):
+    """Iris from the five lines (and a small budget, a cheap deployment): the universal workflow is the
+    default, so the run sweeps capacity and tunes within the budget. It is also the multiclass task's run."""
+    from tests.helpers.sklearn_tables import table, write_csv
+
+    folder = tmp_path_factory.mktemp("iris")
+    columns, label, _ = table("multiclass")
+    spec_file = folder / "spec.yaml"
+    spec_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "iris",
+                "data": {"source": str(write_csv(folder / "iris.csv", columns))},
+                "label": label,
+                "task": "multiclass",
+                "metric": {"name": "accuracy", "threshold": 0.5},
+                "tuning": {"budget_minutes": 0.4},
+                "deployment": {"tflite": [], "tfjs": []},
+            }
+        )
+    )
+    spec = load_spec(spec_file)
+    return spec, run_training(spec, folder / "home"), RunPaths.for_spec(spec.name, folder / "home")
+
+
 @pytest.fixture(
     scope="module",
     params=[
@@ -67,6 +93,8 @@ def binary(tmp_path_factory):
     ],
 )
 def other_task(request, tmp_path_factory):
+    if request.param == "multiclass":
+        return request.getfixturevalue("iris_by_default")
     return run_task(tmp_path_factory, request.param)
 
 
@@ -178,31 +206,12 @@ def test_a_simple_model_is_scored_beside_the_network_on_the_evaluators_test_rows
     assert "Against a dumb baseline and a simple model" in html and simple["description"] in html
 
 
-@pytest.mark.xdist_group("workflow-default-tuning")
-def test_a_spec_without_tuning_sweeps_and_tunes_within_its_budget(tmp_path):
+@pytest.mark.xdist_group("workflow-multiclass")
+def test_a_spec_without_tuning_sweeps_and_tunes_within_its_budget(iris_by_default):
     """The universal workflow is the default: the five lines (and a small budget, a cheap deployment) run
     the capacity sweep and the search, and the search stops when the budget is spent."""
-    from tests.helpers.sklearn_tables import table, write_csv
-
-    columns, label, _ = table("multiclass")
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(
-        yaml.safe_dump(
-            {
-                "name": "iris",
-                "data": {"source": str(write_csv(tmp_path / "iris.csv", columns))},
-                "label": label,
-                "task": "multiclass",
-                "metric": {"name": "accuracy", "threshold": 0.5},
-                "tuning": {"budget_minutes": 0.4},
-                "deployment": {"tflite": [], "tfjs": []},
-            }
-        )
-    )
-    spec = load_spec(spec_file)
+    spec, run, paths = iris_by_default
     assert spec.tuning is not None and spec.tuning.search == "bayesian"
-    run = run_training(spec, tmp_path / "home")
-    paths = RunPaths.for_spec(spec.name, tmp_path / "home")
     assert run.states["Tuner"] == "COMPLETE" and run.blessed is True, run.power_message
     protocol = json.loads((output_uri(paths, spec, "Tuner", "tuner_results") / PROTOCOL_FILE).read_text())
     budget = protocol["budget"]
