@@ -77,12 +77,23 @@ QUANTILE_BUCKETS = 16
 
 
 def quantile_edges(values: np.ndarray, buckets: int = QUANTILE_BUCKETS) -> tuple[float, ...]:
-    """The inner boundaries of `buckets` equal-count buckets of a feature's training values: values the
-    feature takes (float32), each once, above its minimum, so no bucket is empty (a 0/1 flag gets one)."""
+    """The inner boundaries of `buckets` equal-count buckets of a feature's training values (float32),
+    each once, above its minimum, so no bucket is empty (a 0/1 flag gets one).
+
+    Each boundary lies halfway between the quantile (the lowest value of its bucket) and the training
+    value just below it, never on a value the data holds: the raw signature recomputes a z-score from
+    the raw value to about 1e-7 of a standard deviation, and a value sitting exactly on a boundary (iris'
+    petal widths repeat, so many do) fell into the next bucket down there and not in TF Serving's
+    signature, so devices predicted otherwise."""
     values = np.asarray(values, np.float64).ravel()
     inner = np.quantile(values, np.linspace(0, 1, buckets + 1)[1:-1], method="inverted_cdf")
-    edges = np.unique(inner.astype(np.float32))
-    return tuple(float(edge) for edge in edges[edges > np.float32(values.min())])
+    distinct = np.unique(values.astype(np.float32))
+    lowest = np.unique(inner.astype(np.float32))
+    lowest = lowest[lowest > distinct[0]]
+    below = distinct[np.searchsorted(distinct, lowest) - 1]
+    halfway = ((below.astype(np.float64) + lowest) / 2).astype(np.float32)
+    edges = np.where(halfway > below, halfway, lowest)  # adjacent float32 values: the quantile itself
+    return tuple(float(edge) for edge in edges)
 
 
 @dataclass(frozen=True)

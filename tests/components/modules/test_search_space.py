@@ -73,7 +73,21 @@ def test_quantile_edges_cut_real_values_into_equal_count_buckets():
     counts = np.bincount(np.searchsorted(edges, petal, side="right"), minlength=len(edges) + 1)
     assert len(edges) <= 15 and counts.min() > 0
     assert counts.max() <= 3 * len(petal) / (len(edges) + 1)  # ties keep buckets near equal, not exact
-    assert quantile_edges(np.array([0, 1, 1, 0, 1], np.float32)) == (1.0,)  # a flag: one edge
+    assert quantile_edges(np.array([0, 1, 1, 0, 1], np.float32)) == (0.5,)  # a flag: one edge
+
+
+def test_no_training_value_lies_on_a_bucket_edge():
+    """The raw signature recomputes z-scores to about 1e-7 of a standard deviation: a value on an edge
+    could change bucket there (iris' repeated petal widths did, and devices predicted otherwise). Every
+    training value keeps its bucket when moved by far more than that."""
+    for column in datasets.load_iris().data.T:
+        z = ((column - column.mean()) / column.std()).astype(np.float32)
+        edges = np.asarray(quantile_edges(z), np.float32)
+        assert np.abs(z[:, None] - edges[None, :]).min() > 1e-4
+        for nudge in (-1e-5, 1e-5):
+            assert np.array_equal(
+                np.searchsorted(edges, z, side="right"), np.searchsorted(edges, z + nudge, side="right")
+            )
 
 
 def test_a_log_scale_trial_is_scored_in_the_labels_units(fares, tmp_path):
