@@ -6,14 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-# One compute thread per process, set before TensorFlow starts: `make test` runs three pytest workers,
-# each with pipeline processes of its own, on two cores. TensorFlow's pools (a thread per core per
-# process, inter-op and intra-op) and OpenMP's (scikit-learn's trees in the gate) then outnumber the cores
-# and spin while they wait. Results do not change: ops are deterministic whatever the thread count.
-for _variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
-
-import components  # noqa: E402, F401  (selects Keras 2 before anything imports TensorFlow)
+import components  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 
 # Airflow reads its settings once, on first import: the tests get an Airflow (SQLite) of their own.
 AIRFLOW_TEST_HOME = Path(tempfile.mkdtemp(prefix="blueprint-airflow-"))
