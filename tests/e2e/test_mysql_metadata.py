@@ -98,10 +98,9 @@ def production_run(served_taxi, mysql_database, tmp_path_factory) -> ProductionR
     return ProductionRun(spec, RunPaths.for_spec(spec.name, home), mysql_database, done)
 
 
-def run_summary(run: ProductionRun):
-    """The run's summary, read from MySQL as the CLI read it."""
-    with mock.patch.dict(os.environ, mysql_environment(run.database)):
-        return results.latest_run(run.paths.metadata_config(), training.pipeline_name(run.spec))
+def on_mysql(run: ProductionRun):
+    """This process pointed at the run's ML Metadata on MySQL, as the CLI was."""
+    return mock.patch.dict(os.environ, mysql_environment(run.database))
 
 
 def test_a_cli_run_with_mlmd_on_mysql_reports_its_push(production_run):
@@ -112,7 +111,7 @@ def test_a_cli_run_with_mlmd_on_mysql_reports_its_push(production_run):
     assert "pushed:   version" in done.stdout, done.stdout
     assert f"metadata: mysql://127.0.0.1:3306/{production_run.database}" in done.stdout
     assert not paths.metadata_path.exists(), "nothing was written to the SQLite file"
-    with mock.patch.dict(os.environ, mysql_environment(production_run.database)):
+    with on_mysql(production_run):
         production = results.production_model(results.open_store(paths.metadata_config()), "blueprint-taxi")
     assert production is not None and [production.version] == versions(paths.serving_dir)
 
@@ -120,7 +119,10 @@ def test_a_cli_run_with_mlmd_on_mysql_reports_its_push(production_run):
 def test_the_served_rows_as_parquet_train_the_same_model(production_run, served_taxi):
     """Test AUC within 0.01 of the served run's (the issue's bar). Every 0 of the label survives (TFX's
     own parquet executor turns zeros into missing values)."""
-    summary = run_summary(production_run)
+    with on_mysql(production_run):
+        summary = results.latest_run(
+            production_run.paths.metadata_config(), training.pipeline_name(production_run.spec)
+        )
     assert "ParquetExampleGen" in summary.executed and summary.pushed and summary.blessed, summary
     auc = read_power(summary.outputs["DumbBaselineGate"][BASELINE_BLESSING_KEY][0])["model_metric"]
     served = read_power(served_taxi.summary.outputs["DumbBaselineGate"][BASELINE_BLESSING_KEY][0])[
