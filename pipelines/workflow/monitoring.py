@@ -13,6 +13,7 @@ report and a text summary.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -207,9 +208,15 @@ def malformed_files(files: list[str], table_format: CsvFormat) -> list[str]:
 
 
 def csv_statistics(
-    files: list[str], table_format: CsvFormat, schema: schema_pb2.Schema, pipeline_args: list[str]
+    files: list[str],
+    table_format: CsvFormat,
+    schema: schema_pb2.Schema,
+    pipeline_args: list[str],
+    examples_prefix: str | None = None,
 ) -> statistics_pb2.DatasetFeatureStatisticsList:
-    """TFDV statistics of CSV files, read and typed as ExampleGen reads and types them."""
+    """TFDV statistics of CSV files, read and typed as ExampleGen reads and types them; with
+    `examples_prefix`, the same pass also writes the rows as serialized tf.Examples to TFRecord files
+    `<examples_prefix>-*` (what the quality check scores: one read of the span serves both)."""
     import tempfile
 
     import apache_beam as beam
@@ -222,14 +229,19 @@ def csv_statistics(
     with tempfile.TemporaryDirectory() as folder:
         output = str(Path(folder) / "statistics.pb")
         with beam.Pipeline(options=PipelineOptions(pipeline_args)) as pipeline:
-            _ = (
+            serialized = (
                 pipeline
                 | "ReadCsv" >> CsvToExamples(files, table_format)
                 | "Serialize" >> beam.Map(lambda example: example.SerializeToString(deterministic=True))
+            )
+            _ = (
+                serialized
                 | "ToRecordBatches" >> records.BeamSource()
                 | "GenerateStatistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions(schema=schema))
                 | "WriteStatistics" >> tfdv.WriteStatisticsToBinaryFile(output)
             )
+            if examples_prefix is not None:
+                _ = serialized | "WriteExamples" >> beam.io.WriteToTFRecord(examples_prefix)
         return tfdv.load_stats_binary(output)
 
 
@@ -345,8 +357,24 @@ def check_span(spec: ProblemSpec, paths: RunPaths, span: int, beam_profile: str 
         report.decision, report.reason = BAD_DATA, "; ".join(file_problems)
         report.schema_anomalies["(file)"] = report.reason
         return _finish(report, paths)
-    pipeline_args = beam_args(spec, beam_profile)
-    stats = csv_statistics(files, spec.data.csv_format, schema, pipeline_args)
+    paths.monitoring_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".span-examples-", dir=paths.monitoring_dir) as examples:
+        return _checked(spec, paths, report, production, schema, beam_args(spec, beam_profile), examples)
+
+
+def _checked(
+    spec: ProblemSpec,
+    paths: RunPaths,
+    report: DriftReport,
+    production: results.ProductionModel,
+    schema: schema_pb2.Schema,
+    pipeline_args: list[str],
+    examples_folder: str,
+) -> DriftReport:
+    """The checks of a well-formed span: its statistics against the schema and the reference (drift),
+    the model in service on its labels (quality, on the span's examples in `examples_folder`), its age."""
+    span, files, examples = report.span, report.files, str(Path(examples_folder) / "examples")
+    stats = csv_statistics(files, spec.data.csv_format, schema, pipeline_args, examples)
     report.rows = int(stats.datasets[0].num_examples)
     report.schema_anomalies = schema_problems(tfdv.validate_statistics(stats, _without_comparators(schema)))
     if report.schema_anomalies:
@@ -364,7 +392,7 @@ def check_span(spec: ProblemSpec, paths: RunPaths, span: int, beam_profile: str 
     report.drift = drift_measurements(drift, kinds)
     add_noise_floors(report, production, reference, schema, paths.monitoring_dir / "reference")
     report.unseen_categories = unseen_categories(stats, production.transform_uri, kinds)
-    report.quality = quality.check_quality(spec, paths, span, files, production)
+    report.quality = quality.check_quality(spec, paths, span, f"{examples}-*", production)
     report.age = quality.check_age(spec, paths)
     return _finish(_decide(spec, report), paths)
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.core import models_config, tables
+from components.core import models_config
 from components.core.spec import ProblemSpec, TaskType
 from pipelines.paths import RunPaths, pipeline_name
 from pipelines.workflow import results, scoring
@@ -160,16 +161,20 @@ def check_age(spec: ProblemSpec, paths: RunPaths, now: datetime.datetime | None 
 # --- Quality on the span --------------------------------------------------------------------------------
 
 
-def span_rows(files: list[str], table_format: tables.CsvFormat) -> list[dict[str, str]]:
-    """Every data row of the span's CSV files as column -> cell (missing-value tokens emptied), read as
-    ingest reads them. The files have passed the strict file check."""
-    rows = []
-    for path in files:
-        with tables.open_text(path) as handle:
-            reader = tables.reader(handle, table_format.delimiter_of(path))
-            header = next(reader, [])
-            rows += [dict(zip(header, table_format.cells(cells), strict=False)) for cells in reader if cells]
-    return rows
+def span_examples(pattern: str) -> Iterator:
+    """The span's serialized tf.Examples (TFRecord files matching `pattern`, as the drift check's read
+    of the span wrote them: typed as ExampleGen types them) in batches of `scoring.BATCH_ROWS`."""
+    import tensorflow as tf
+
+    return iter(tf.data.TFRecordDataset(tf.io.gfile.glob(pattern)).batch(scoring.BATCH_ROWS))
+
+
+def labelled_count(spec: ProblemSpec, raw_feature_spec: dict, pattern: str) -> int:
+    """How many of the span's examples carry every label."""
+    return sum(
+        int(scoring.labelled_examples(spec, raw_feature_spec, batch).shape[0])
+        for batch in span_examples(pattern)
+    )
 
 
 def blessed_metric(spec: ProblemSpec, paths: RunPaths, served: Served) -> tuple[float, str] | None:
@@ -254,19 +259,22 @@ def check_quality(
     spec: ProblemSpec,
     paths: RunPaths,
     span: int,
-    files: list[str],
+    examples: str,
     production: results.ProductionModel,
 ) -> QualityCheck | None:
-    """The version in service scored on the span's labelled rows; None when the span has no labels.
+    """The version in service scored on the span's labelled examples (TFRecord files matching
+    `examples`); None when the span has no labels.
 
     `production` (MLMD's newest push) gives the raw feature types when it is the version in service;
     after a rollback the served version's own lineage does (its manifest's `source.model_artifact_id`).
     """
-    rows = scoring.labelled_rows(spec, span_rows(files, spec.data.csv_format))
+    import tensorflow_transform as tft
+
+    rows = labelled_count(spec, tft.TFTransformOutput(production.transform_uri).raw_feature_spec(), examples)
     if not rows:
         return None
     served = served_version(paths)
-    check = QualityCheck(spec.metric.name, served.version if served else None, rows=len(rows))
+    check = QualityCheck(spec.metric.name, served.version if served else None, rows=rows)
     lineage = _lineage(paths, served, production) if served else None
     blessed = blessed_metric(spec, paths, served) if lineage else None
     if lineage is None or blessed is None:
@@ -276,7 +284,7 @@ def check_quality(
         )
         return check
     check.blessed, check.blessed_from = blessed
-    return _scored(spec, check, served, lineage, rows, span)
+    return _scored(spec, check, served, lineage, examples, span)
 
 
 def _lineage(
@@ -295,7 +303,7 @@ def _scored(
     check: QualityCheck,
     served: Served,
     lineage: results.ProductionModel,
-    rows: list[dict[str, str]],
+    examples: str,
     span: int,
 ) -> QualityCheck:
     import tensorflow_transform as tft
@@ -303,7 +311,9 @@ def _scored(
     from components.scoring import metrics
 
     raw_spec = tft.TFTransformOutput(lineage.transform_uri).raw_feature_spec()
-    labels, predictions = scoring.labelled_predictions(spec, str(served.folder), raw_spec, rows)
+    labels, predictions = scoring.example_predictions(
+        spec, str(served.folder), raw_spec, span_examples(examples)
+    )
     if spec.task == TaskType.MULTICLASS:  # -1: a class the model never saw, which it cannot be scored on
         known = labels >= 0
         labels, predictions, check.rows = labels[known], predictions[known], int(known.sum())

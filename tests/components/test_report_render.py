@@ -186,6 +186,18 @@ def test_bootstrap_skips_resamples_where_the_metric_is_undefined():
         metrics.bootstrap_interval("auc", "binary", np.zeros(10), scores[:10], resamples=20)
 
 
+def test_bootstrap_auc_of_counted_rows_is_the_auc_of_each_resample(cancer):
+    """The binary AUC's resamples are scored from row counts over the rows sorted once: each value must be
+    the AUC of that resample ranked on its own (scores rounded to force ties; one class-free resample)."""
+    labels, scores = cancer.test_labels, np.round(cancer.predictions, 1)
+    fast = metrics._resampled_values("auc", "binary", labels, scores, resamples=300, seed=3)
+    drawn = metrics._resampled_rows(len(labels), 300, 3)
+    ranked = [metrics.roc_auc(labels[rows], scores[rows]) for rows in drawn]
+    np.testing.assert_allclose(fast, ranked, rtol=0, atol=1e-12)
+    one_class = metrics._resampled_values("auc", "binary", np.array([0] * 9 + [1]), np.arange(10.0), 50, 0)
+    assert np.isnan(one_class).any() and not np.isnan(one_class).all()
+
+
 def test_paired_improvement_over_a_constant_predictor(cancer, diabetes):
     labels, scores = cancer.test_labels, cancer.predictions
     prior = np.full(len(labels), cancer.labels[cancer.train].mean())

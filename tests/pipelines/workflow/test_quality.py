@@ -10,13 +10,15 @@ import json
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 import yaml
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.core import models_config
 from components.core.spec import load_spec
 from components.core.tables import CsvFormat
 from pipelines.paths import RunPaths
-from pipelines.workflow import quality
+from pipelines.workflow import monitoring, quality, scoring
 from tests.helpers.data import TAXI_SPEC
 
 NOW = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
@@ -109,11 +111,35 @@ def test_nothing_served_has_no_age(tmp_path):
     assert quality.check_age(spec_with(tmp_path), RunPaths.for_spec("taxi", tmp_path), now=NOW) is None
 
 
-def test_span_rows_are_read_as_ingest_reads_them(tmp_path):
+def test_the_quality_check_scores_the_labelled_rows_of_the_span_as_the_drift_check_read_it(tmp_path):
+    """One read of the span (the drift check's, typed as ExampleGen types it) writes the examples the
+    quality check scores: rows whose label is missing (`NA`, an empty cell) are not counted."""
     path = tmp_path / "span.csv"
-    path.write_text("\ufefffare;big_tipper;company\n4.5;1;NA\n\n7.25;NA;Flash Cab\n", encoding="utf-8")
-    rows = quality.span_rows([str(path)], CsvFormat())
-    assert rows == [
-        {"fare": "4.5", "big_tipper": "1", "company": ""},
-        {"fare": "7.25", "big_tipper": "", "company": "Flash Cab"},
-    ]
+    path.write_text(
+        "\ufefffare;big_tipper;company\n4.5;1;NA\n\n7.25;NA;Flash Cab\n3;;Taxi Affiliation\n9.5;0;\n",
+        encoding="utf-8",
+    )
+    prefix = str(tmp_path / "examples")
+    stats = monitoring.csv_statistics([str(path)], CsvFormat(), schema_pb2.Schema(), [], prefix)
+    assert stats.datasets[0].num_examples == 4
+    raw_spec = {
+        "fare": tf.io.FixedLenFeature([], tf.float32),
+        "big_tipper": tf.io.FixedLenFeature([], tf.int64),
+        "company": tf.io.FixedLenFeature([], tf.string),
+    }
+    assert quality.labelled_count(spec_with(tmp_path), raw_spec, f"{prefix}-*") == 2
+
+
+def test_a_blank_or_missing_text_label_cannot_be_scored(tmp_path):
+    def example(label: str | None) -> bytes:
+        feature = (
+            {}
+            if label is None
+            else {"big_tipper": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()]))}
+        )
+        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+    batch = tf.constant([example("yes"), example(" "), example(None), example(""), example("no")])
+    raw_spec = {"big_tipper": tf.io.FixedLenFeature([], tf.string)}
+    kept = scoring.labelled_examples(spec_with(tmp_path), raw_spec, batch)
+    assert list(kept.numpy()) == [example("yes"), example("no")]
