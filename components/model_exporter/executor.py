@@ -145,19 +145,26 @@ class TargetExporter:
         self.input_dtypes = self.reference.input_dtypes()
         self.raw_only = self.tmp_dir / RAW_ONLY_FOLDER
         converters.write_raw_only_saved_model(self.reference.saved_model, str(self.raw_only))
-        serialized = parity.read_serialized(parity.split_records(self.examples, parity.TEST_SPLIT))
-        if not serialized:
+        self.serialized = parity.read_serialized(parity.split_records(self.examples, parity.TEST_SPLIT))
+        if not self.serialized:
             raise ValueError("the test split is empty: no row to check the deployment targets on")
-        self.inputs, parsed = parity.raw_inputs(serialized, self.tft_output, self.input_dtypes)
+        self.inputs, parsed = parity.raw_inputs(self.serialized, self.tft_output, self.input_dtypes)
         return parsed
 
     def _score_reference(self, parsed: dict) -> None:
-        """The labels and the SavedModel's predictions and figures, which every target is judged against."""
+        """The labels and the SavedModel's predictions and figures, which every target is judged against:
+        its raw-feature signature's, once they agree with what `serving_default` serves."""
         self.labels = parity.labels(parsed, self.tft_output, self.spec)
         self.reference_predictions = self.reference.predict(self.inputs)
         self.reference_metric = parity.metric_value(self.spec, self.labels, self.reference_predictions)
         self.reference_mae = parity.mean_abs_error(self.spec, self.labels, self.reference_predictions)
         self.allowed_loss = parity.allowed_loss(self.spec, self.reference_metric)
+        self.served_predictions = self.reference.predict_examples(self.serialized)
+        self.signature_problem = parity.signature_disagreement(
+            self.reference_predictions, self.served_predictions
+        )
+        if self.signature_problem:
+            logging.warning("No device target is pushed: %s", self.signature_problem)
 
     def _job(self, family: str, variant: str) -> targets.TargetJob:
         return targets.TargetJob(
@@ -207,8 +214,8 @@ class TargetExporter:
             path="",
             runtime=self.reference.name,
             size_bytes=converters.size_bytes(Path(self.model_dir)),
-            metric=self.reference_metric,
-            max_abs_diff=0.0,
+            metric=parity.metric_value(self.spec, self.labels, self.served_predictions),
+            max_abs_diff=parity.max_row_difference(self.served_predictions, self.reference_predictions),
             latency_ms_p50=parity.percentile(timings, 50),
             latency_ms_p99=parity.percentile(timings, 99),
             passed=True,
@@ -259,6 +266,8 @@ class TargetExporter:
         report.passed, report.reason = parity.passes(self.spec, self.reference_metric, report.metric)
         report.allowed_loss, report.reference_mae = self.allowed_loss, self.reference_mae
         report.max_abs_diff_flagged = parity.row_difference_flagged(report.max_abs_diff, self.reference_mae)
+        if self.signature_problem:
+            report.passed, report.reason = False, self.signature_problem
         if report.max_abs_diff_flagged:
             logging.warning(
                 "%s: one test row's prediction is %.4g from the SavedModel's, more than the SavedModel's "

@@ -25,6 +25,9 @@ TRAIN_SPLIT = "train"
 CALIBRATION_ROWS = 500
 CALIBRATION_POOL = 50_000  # training rows read to draw the calibration rows from
 LOSS_SLACK = 1e-12  # relative float rounding: a loss of exactly the allowed one (0.95 - 0.94) passes
+# How far the raw-feature signature may predict from serving_default on a test row, times the largest
+# prediction's size (at least 1): float rounding, where both run the same graph on the same values.
+SIGNATURE_TOLERANCE = 1e-4
 
 
 @dataclass
@@ -197,6 +200,24 @@ def max_row_difference(predictions: np.ndarray, reference_predictions: np.ndarra
     """The largest |target - SavedModel| over every test row and output (NaN when a prediction is)."""
     differences = np.abs(np.asarray(predictions, float) - np.asarray(reference_predictions, float))
     return float(np.max(differences)) if differences.size else 0.0
+
+
+def signature_disagreement(raw_predictions: np.ndarray, served_predictions: np.ndarray) -> str:
+    """Why no device target may be pushed: "" when the raw-feature signature (what TFLite and TF.js are
+    built from and judged against) predicts what `serving_default` (TF Serving, the Evaluator) predicts
+    on every test row, within `SIGNATURE_TOLERANCE`. Else a device model would answer otherwise than
+    the server, however well it matched the signature it was converted from."""
+    raw, served = np.asarray(raw_predictions, float), np.asarray(served_predictions, float)
+    by_row = np.abs(raw - served).reshape(len(raw), -1).max(axis=1) if raw.size else np.zeros(0)
+    limit = SIGNATURE_TOLERANCE * max(1.0, float(np.max(np.abs(served)))) if served.size else 0.0
+    if not by_row.size or by_row.max() <= limit:
+        return ""
+    row = int(np.argmax(by_row))
+    return (
+        f"the raw-feature signature it is built from predicts {by_row[row]:.4g} away from serving_default "
+        f"on test row {row} (at most {limit:.2g} allowed): a device would not answer what TF Serving "
+        "answers; the raw signature's preprocessing differs from the Transform graph's (a bug to report)"
+    )
 
 
 def row_difference_flagged(max_abs_diff: float, reference_mae: float) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from components.core.artifacts import PREDICTIONS_KEY, RAW_SIGNATURE
+from components.core.artifacts import PREDICTIONS_KEY, RAW_SIGNATURE, SERVING_SIGNATURE
 
 BATCH = 256
 TFJS_SCRIPT = Path(__file__).with_name("tfjs_predict.mjs")
@@ -69,6 +69,18 @@ class TensorFlowRuntime:
 
     def latency_ms(self, inputs: Inputs, calls: int) -> list[float]:
         return _timed(self._call, inputs, calls)
+
+    def predict_examples(self, serialized: list[bytes]) -> np.ndarray:
+        """Predictions of serialized tf.Examples through `serving_default`: what TF Serving serves and
+        the Evaluator scored, where `predict` runs the raw-feature signature the device targets are
+        built from."""
+        serve = self.saved_model.signatures[SERVING_SIGNATURE]
+        return np.concatenate(
+            [
+                serve(examples=tf.constant(serialized[s : s + BATCH]))[PREDICTIONS_KEY].numpy()
+                for s in range(0, len(serialized), BATCH)
+            ]
+        )
 
 
 class TFLiteRuntime:

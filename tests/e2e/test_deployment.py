@@ -133,6 +133,8 @@ def test_every_target_is_pushed_in_one_version_with_its_manifest(run, manifest, 
 
 def test_float_targets_reproduce_the_savedmodel(manifest):
     targets = by_name(manifest)
+    # serving_default (what TF Serving serves) against serving_raw (what the devices are built from)
+    assert 0 <= targets["serving"]["max_abs_diff"] <= 1e-5
     for name in ("tflite-float32", "tfjs-float32"):
         assert targets[name]["max_abs_diff"] <= 1e-4, name
         assert targets[name]["metric"] == pytest.approx(targets["serving"]["metric"], abs=1e-4)

@@ -167,3 +167,73 @@ def test_a_classifiers_row_difference_is_in_probability(spec):
     reference = np.array([[0.2], [0.9], [0.6], [0.1]], np.float32)
     assert mean_abs_error(spec, labels, reference) == pytest.approx(0.2)
     assert not row_difference_flagged(max_row_difference(reference + 0.05, reference), 0.2)
+
+
+# --- the raw-feature signature against serving_default ------------------------------------------------
+
+
+def _two_signature_model(folder, raw_shift: float) -> str:
+    """A SavedModel whose `serving_default` (serialized tf.Examples) predicts sigmoid(x) and whose raw
+    signature (an `[n, 1]` tensor) predicts sigmoid(x + raw_shift): the two agree only at shift 0."""
+    import tensorflow as tf
+
+    from components.core.artifacts import PREDICTIONS_KEY, RAW_SIGNATURE, SERVING_SIGNATURE
+
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(examples):
+        x = tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([1], tf.float32)})["x"]
+        return {PREDICTIONS_KEY: tf.sigmoid(x)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+    def raw(x):
+        return {PREDICTIONS_KEY: tf.sigmoid(x + raw_shift)}
+
+    tf.saved_model.save(module, str(folder), signatures={SERVING_SIGNATURE: serve, RAW_SIGNATURE: raw})
+    return str(folder)
+
+
+def test_device_targets_are_refused_when_the_raw_signature_disagrees_with_serving_default(tmp_path):
+    """What caught the bucket-edge bug by hand: the exporter compares the raw-feature signature's test
+    predictions with serving_default's before any device target may be pushed."""
+    import tensorflow as tf
+
+    from components.scoring.parity import signature_disagreement
+    from components.scoring.runtimes import TensorFlowRuntime
+
+    values = np.linspace(-3.0, 3.0, 300, dtype=np.float32)
+    serialized = [
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[v]))}
+            )
+        ).SerializeToString()
+        for v in values
+    ]
+    inputs = {"x": values.reshape(-1, 1)}
+    for shift, agrees in ((0.0, True), (0.03, False)):
+        runtime = TensorFlowRuntime(_two_signature_model(tmp_path / str(shift), shift))
+        raw, served = runtime.predict(inputs), runtime.predict_examples(serialized)
+        assert served.shape == raw.shape == (300, 1)
+        problem = signature_disagreement(raw, served)
+        if agrees:
+            assert problem == "" and max_row_difference(raw, served) < 1e-6
+        else:
+            worst = int(np.argmax(np.abs(raw - served)))
+            assert problem.startswith(
+                f"the raw-feature signature it is built from predicts {np.abs(raw - served).max():.4g} "
+                f"away from serving_default on test row {worst} (at most 0.0001 allowed)"
+            )
+
+
+def test_the_signature_tolerance_scales_with_the_predictions():
+    from components.scoring.parity import signature_disagreement
+
+    dollars = np.array([[150.0], [12.5], [40.0]])
+    assert signature_disagreement(dollars + 0.01, dollars) == ""  # float rounding at 150: within 0.015
+    assert "at most 0.015 allowed" in signature_disagreement(dollars + np.array([[0], [0.02], [0]]), dollars)
+    probabilities = np.array([[0.2, 0.8], [0.6, 0.4]])
+    assert signature_disagreement(probabilities + 2e-4, probabilities).startswith(
+        "the raw-feature signature it is built from predicts 0.0002 away from serving_default on test row 0"
+    )
