@@ -9,7 +9,7 @@ so both see the same columns, types and missing values, and name a bad file the 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 from tfx.components.example_gen.csv_example_gen import executor as csv_executor
@@ -72,20 +72,23 @@ def _first_line_not_utf8(path: str) -> int:
     return 0
 
 
-class _ReadCsvRows(beam.DoFn):
+def csv_cells(path: str, table_format: CsvFormat) -> Iterator[list[bytes]]:
     """The data rows of one CSV file as cells (UTF-8 bytes, as tfx_bsl takes them), missing-value tokens
     as empty cells."""
+    with tables.open_text(path) as handle:
+        rows = tables.reader(handle, table_format.delimiter_of(path))
+        next(rows, None)  # the header
+        for row in rows:
+            if row:  # blank lines are skipped, as TFX's reader skips them
+                yield [cell.encode("utf-8") for cell in table_format.cells(row)]
 
+
+class _ReadCsvRows(beam.DoFn):
     def __init__(self, table_format: CsvFormat):
         self._format = table_format
 
     def process(self, path: str) -> Iterable[list[bytes]]:
-        with tables.open_text(path) as handle:
-            rows = tables.reader(handle, self._format.delimiter_of(path))
-            next(rows, None)  # the header
-            for row in rows:
-                if row:  # blank lines are skipped, as TFX's reader skips them
-                    yield [cell.encode("utf-8") for cell in self._format.cells(row)]
+        yield from csv_cells(path, self._format)
 
 
 class CsvToExamples(beam.PTransform):
@@ -110,3 +113,23 @@ class CsvToExamples(beam.PTransform):
             >> beam.CombineGlobally(csv_decoder.ColumnTypeInferrer(header, skip_blank_lines=True))
         )
         return rows | "ToTFExample" >> beam.ParDo(csv_executor._ParsedCsvToTfExample(), column_infos)
+
+
+def examples_in_process(files: list[str], table_format: CsvFormat) -> list[bytes]:
+    """The rows of `files` as serialized tf.Examples, typed as `CsvToExamples` types them (the same
+    inferrer and DoFn, called here), without Beam: for a span small enough to hold in memory, where
+    Beam's per-stage and per-element costs would be most of the work."""
+    first = files[0]
+    header = tables.read_header(first, table_format.delimiter_of(first))
+    rows = [cells for path in files for cells in csv_cells(path, table_format)]
+    inferrer = csv_decoder.ColumnTypeInferrer(header, skip_blank_lines=True)
+    accumulator = inferrer.create_accumulator()
+    for cells in rows:
+        accumulator = inferrer.add_input(accumulator, cells)
+    column_infos = inferrer.extract_output(accumulator)
+    to_example = csv_executor._ParsedCsvToTfExample()
+    return [
+        example.SerializeToString(deterministic=True)
+        for cells in rows
+        for example in to_example.process(cells, column_infos)
+    ]
