@@ -85,3 +85,29 @@ def test_only_a_small_span_on_beams_defaults_is_read_without_beam(span, monkeypa
     monkeypatch.setattr(monitoring, "IN_PROCESS_BYTES", Path(span[0]).stat().st_size - 1)
     read(span, CsvFormat(), None, BeamSpec(), [])
     assert ran == ["here", "beam", "beam"]
+
+
+def test_the_reference_statistics_are_the_same_both_ways(both_ways, tmp_path):
+    """The production model's training examples (ExampleGen's gzipped TFRecords) described in this
+    process and on Beam: the first check after a push compares the span with them."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    from pipelines.workflow.results import ProductionModel
+
+    schema, (_, examples), _ = both_ways
+    train = tmp_path / "examples" / "Split-train"
+    train.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(train / "data_tfrecord-00000-of-00001.gz"), options="GZIP") as writer:
+        for record in examples:
+            writer.write(record)
+    artifact = metadata_store_pb2.Artifact(uri=str(tmp_path / "examples"))
+    production = ProductionModel("1", "model", "schema", "transform", [artifact])
+    here = monitoring.reference_statistics(production, schema, tmp_path / "here", BeamSpec(), [])
+    beam = BeamSpec(direct_num_workers=0)
+    on_beam = monitoring.reference_statistics(production, schema, tmp_path / "beam", beam, [])
+    assert here.datasets[0].num_examples == on_beam.datasets[0].num_examples == ROWS
+    spec = load_spec(TAXI_SPEC, check_data=False)
+    compared = monitoring.monitoring_schema(schema, spec)
+    drift = tfdv.validate_statistics(here, compared, previous_statistics=on_beam)
+    assert max(d.value for d in monitoring.drift_measurements(drift, {})) <= 1e-6
+    assert (tmp_path / "here" / "reference-1.pb").is_file()  # cached per version
