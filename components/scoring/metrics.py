@@ -212,7 +212,7 @@ def _resampled_values(
 def _binary_auc_of_resamples(labels: np.ndarray, scores: np.ndarray, drawn) -> np.ndarray:
     """`roc_auc` of each resample without ranking it again: a resample is the rows counted by how often
     each was drawn, and its AUC is the count-weighted Mann-Whitney statistic over the rows sorted once
-    (ties, equal scores, count half). About ten times faster than ranking each of 1,000 resamples."""
+    (ties, equal scores, count half). About five times faster than ranking each of 1,000 resamples."""
     order = np.argsort(np.asarray(scores, dtype=float), kind="mergesort")
     sorted_scores = np.asarray(scores, dtype=float)[order]
     tie_group = np.r_[0, np.cumsum(np.diff(sorted_scores) != 0)]
