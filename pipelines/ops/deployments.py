@@ -64,7 +64,10 @@ def _parity_rule(manifest: dict) -> list[str]:
 def _difference_notes(manifest: dict) -> list[str]:
     targets = manifest.get("targets", [])
     units = "the label's units" if manifest.get("task") == "regression" else "probability"
-    notes = [f"max diff: the largest difference of a test row's prediction from the SavedModel's, in {units}"]
+    notes = [
+        f"max diff: the largest difference of a test row's prediction from the SavedModel's, in {units} "
+        "(serving: its serving_default against serving_raw, the signature the devices are built from)"
+    ]
     flagged = [target_name(t) for t in targets if t.get("max_abs_diff_flagged")]
     if flagged:
         mae = _first(manifest, "reference_mae")
