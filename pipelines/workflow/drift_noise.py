@@ -67,19 +67,27 @@ def sample_size(span_rows: int, reference_rows: int) -> int:
 
 def reference_rows(reference_examples: list[str], limit: int = MAX_REFERENCE_ROWS) -> pa.RecordBatch:
     """Up to `limit` rows of the train split of the Examples folders, spread evenly over their files."""
-    import tensorflow as tf
     from tfx_bsl.coders import example_coder
 
-    files = sorted(str(path) for uri in reference_examples for path in Path(uri, "Split-train").glob("*"))
+    files = train_split_files(reference_examples)
     if not files:
         raise FileNotFoundError(f"no train split under {', '.join(reference_examples)}")
     per_file = math.ceil(limit / len(files))
-    records: list[bytes] = []
-    for path in files:
-        compression = "GZIP" if path.endswith(".gz") else ""
-        dataset = tf.data.TFRecordDataset(path, compression_type=compression).take(per_file)
-        records += [record.numpy() for record in dataset]
+    records = [record for path in files for record in tfrecords(path, per_file)]
     return example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records[:limit])
+
+
+def train_split_files(reference_examples: list[str]) -> list[str]:
+    """The TFRecord files of the train split of Examples folders (ExampleGen's `Split-train`)."""
+    return sorted(str(path) for uri in reference_examples for path in Path(uri, "Split-train").glob("*"))
+
+
+def tfrecords(path: str, limit: int = -1) -> list[bytes]:
+    """The first `limit` records of a TFRecord file, gzipped (ExampleGen's `.gz`) or not; all with -1."""
+    import tensorflow as tf
+
+    compression = "GZIP" if path.endswith(".gz") else ""
+    return [record.numpy() for record in tf.data.TFRecordDataset(path, compression).take(limit)]
 
 
 def sample_drift(
