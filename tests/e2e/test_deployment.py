@@ -14,10 +14,17 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow.lite.python import schema_py_generated as tflite_schema
+from tfx.utils import path_utils
 
 from components.atomic_pusher.executor import build_manifest, publish_atomically, stage_device_targets
 from components.core import models_config
-from components.core.artifacts import PAGE_FILE, PREDICTIONS_KEY, RAW_SIGNATURE, read_targets
+from components.core.artifacts import (
+    PAGE_FILE,
+    PREDICTIONS_KEY,
+    RAW_SIGNATURE,
+    SERVING_SIGNATURE,
+    read_targets,
+)
 from components.core.models_config import target_name
 from components.core.sources import read_table
 from components.core.spec import DeploymentSpec
@@ -350,3 +357,58 @@ def test_a_savedmodel_over_its_latency_budget_pushes_nothing_and_the_summary_say
     summary.blessed = True
     table = "\n".join(cli.refused_targets(summary))
     assert f"no: {savedmodel['reason']}" in table and "tflite-float32" in table
+
+
+SIGNATURE_SHIFT = 0.03
+
+
+def shifted_serving_default(model_uri: str, destination: Path) -> str:
+    """A copy of a Trainer's model whose `serving_default` predicts SIGNATURE_SHIFT more than its raw-feature
+    signature on every row (a Transform graph and a raw signature that disagree, as the bucket-edge bug
+    made them): the SavedModel's ranking, and so its AUC, is unchanged."""
+    shutil.copytree(model_uri, destination)
+    serving_dir = Path(path_utils.serving_model_path(str(destination)))
+    loaded = tf.saved_model.load(str(serving_dir))
+    served = loaded.signatures[SERVING_SIGNATURE]
+
+    @tf.function(input_signature=list(served.structured_input_signature[1].values()))
+    def shifted(examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = served(examples=examples)
+        return {**outputs, PREDICTIONS_KEY: outputs[PREDICTIONS_KEY] + SIGNATURE_SHIFT}
+
+    resaved = destination / "resaved"
+    signatures = {SERVING_SIGNATURE: shifted, RAW_SIGNATURE: loaded.signatures[RAW_SIGNATURE]}
+    tf.saved_model.save(loaded, str(resaved), signatures=signatures)
+    if (serving_dir / "assets.extra").is_dir():  # the class names
+        shutil.copytree(serving_dir / "assets.extra", resaved / "assets.extra")
+    shutil.rmtree(serving_dir)
+    resaved.rename(serving_dir)
+    return str(destination)
+
+
+def test_device_targets_are_not_pushed_when_the_raw_signature_disagrees_with_serving_default(
+    run, spec, paths, tmp_path
+):
+    """The exporter's signature gate on a whole export: the SavedModel still serves (it is what the
+    Evaluator blessed), its row says how far the two signatures are apart, and no device target built
+    from the raw signature is pushed."""
+    model = shifted_serving_default(run.outputs["Trainer"]["model"][0], tmp_path / "model")
+    outputs = {**run.outputs, "Trainer": {"model": [model]}}
+    serving = serving_copy(paths, tmp_path)
+    device_dir = tmp_path / "device_models"
+    targets = by_name(export(outputs, gated(spec, tflite=["float32"], tfjs=[]), device_dir, serving))
+    savedmodel, device = targets["serving"], targets["tflite-float32"]
+    assert savedmodel["passed"], savedmodel
+    assert savedmodel["max_abs_diff"] == pytest.approx(SIGNATURE_SHIFT, abs=1e-5)
+    assert not device["passed"]
+    assert device["reason"].startswith(
+        f"the raw-feature signature it is built from predicts {SIGNATURE_SHIFT:.4g} away from serving_default"
+    ), device["reason"]
+    assert device["max_abs_diff"] < 1e-4, "the TFLite model itself matches the signature it was built from"
+
+    pushed = push(model, str(device_dir), serving, tmp_path / "pusher")
+    version = pushed.get_string_custom_property("pushed_version")
+    pushed_targets = by_name(models_config.read_manifest(serving / version))
+    assert pushed_targets["serving"]["pushed"] and pushed_targets["tflite-float32"]["pushed"] is False
+    assert pushed_targets["tflite-float32"]["reason"] == device["reason"]
+    assert not (serving / version / "tflite").exists()
