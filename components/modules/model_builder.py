@@ -101,11 +101,12 @@ class FeatureInput:
     """One transformed feature: numeric (a z-score) or categorical (an index below `buckets`).
 
     A numeric feature's `edges` (its training quantiles, as z-scores) let the network also embed its
-    quantile bucket when the training spec's `numeric_encoding` is `buckets`."""
+    quantile bucket when the training spec's `numeric_encoding` is `buckets`: None until they are
+    computed, empty for a feature constant in training (one bucket would tell the network nothing)."""
 
     name: str
     buckets: int = 0  # 0 for a numeric feature
-    edges: tuple[float, ...] = ()
+    edges: tuple[float, ...] | None = None
 
     @property
     def is_categorical(self) -> bool:
@@ -242,10 +243,12 @@ def network_layers(
             )
             layers[f"{layer}_flat"] = DropUnitAxis(name=f"{layer}_flat")
         elif training.numeric_encoding == "buckets":
-            if not feature.edges:
+            if feature.edges is None:
                 raise ValueError(
                     f"feature '{feature.name}': the bucket encoding needs its training quantiles"
                 )
+            if not feature.edges:  # constant in training (a column missing in every row): its z-score only
+                continue
             count = len(feature.edges) + 1
             layers[f"{layer}_bucket"] = QuantileBucket(list(feature.edges), name=f"{layer}_bucket")
             name = f"{layer}_bucket_embedding"
