@@ -91,21 +91,28 @@ def scaled_outputs(spec: ProblemSpec, kinds: dict[str, FeatureKind]) -> dict[str
     return scaled
 
 
+PROBE_SPAN = float(np.float32(1e12))  # a float32 value, so the slope divides by what Transform saw
+DATETIME_PROBE_SPAN = 1e9  # seconds: 2001-09-09, a date ISO text can write
+
+
 def probe_numeric_maps(spec: ProblemSpec, tft_output: tft.TFTransformOutput) -> dict[str, NumericMap]:
     """Reads each z-scored feature's affine transform off the TF Transform graph, in two rounds.
 
-    Round one transforms 0, 1 (a date-time: 0 and 1e9 seconds) and a missing value: a rough slope and
-    where z is 0. Round two transforms
-    two float32 values around that point, where float32 arithmetic is exact enough to recover the map
-    to about 1e-7 of a standard deviation. A date-time's elapsed time is probed with whole seconds
-    (written as ISO text when the column is text).
+    Round one transforms 0, a far value (PROBE_SPAN; a date-time: 1e9 seconds) and a missing value: a
+    rough slope and where z is 0. Round two transforms two float32 values around that point, where
+    float32 arithmetic is exact enough to recover the map to about 1e-7 of a standard deviation. A
+    date-time's elapsed time is probed with whole seconds (written as ISO text when the column is text).
+
+    The far value must be at least as far from 0 as the column's mean: float32 z-scores near 0 and 1 of a
+    column like census tracts (mean 1.7e10, sd 3e5: z about -56,000) or Unix seconds kept as a number are
+    the same float32 value, and a slope read from them was 0 or wrong by orders of magnitude.
     """
     kinds = raw_feature_kinds(spec, tft_output)
     scaled = scaled_outputs(spec, kinds)
     raw_spec = tft_output.raw_feature_spec()
-    # Seconds spread over years: one second apart, two probes would give the same float32 z-score.
     spans = {
-        output: 1e9 if kinds[column] == FeatureKind.DATETIME else 1.0 for output, column in scaled.items()
+        output: DATETIME_PROBE_SPAN if kinds[column] == FeatureKind.DATETIME else PROBE_SPAN
+        for output, column in scaled.items()
     }
     rough = _transform_probe(tft_output, kinds, scaled, {output: (0.0, spans[output]) for output in scaled})
     centers = {}

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from components.modules import datetimes
 from components.modules.preprocessing_fn import datetime_parts_and_seconds
+from tests.helpers.transform import transform_and_raw
 
 EPOCH = datetime.datetime(1970, 1, 1)
 # Every int32 second a device can be given, from 1901 to 2038, with month ends and leap days among them.
@@ -91,13 +92,7 @@ def test_the_raw_path_runs_in_tflite_with_builtin_ops_only(tmp_path):
 def test_the_raw_signature_computes_every_date_time_output_as_transform_does(tmp_path):
     """Transform on ISO-8601 text (hour, weekday, month and the elapsed time), and the raw transform on
     the same moments given as int32 Unix seconds, as TFLite and TF.js are: the same values."""
-    import tensorflow_transform as tft
-    import tensorflow_transform.beam as tft_beam
-    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
-
     from components.core.spec import ProblemSpec
-    from components.modules.preprocessing_fn import preprocessing_fn
-    from components.modules.signatures import RawTransform
 
     spec = ProblemSpec.model_validate(
         {
@@ -110,13 +105,11 @@ def test_the_raw_signature_computes_every_date_time_output_as_transform_does(tmp
             "preprocessing": {"datetime_elapsed": True},
         }
     )
-    schema = schema_utils.schema_from_feature_spec(
-        {
-            "pickup": tf.io.VarLenFeature(tf.string),
-            "fare": tf.io.VarLenFeature(tf.float32),
-            "big_tipper": tf.io.FixedLenFeature([1], tf.int64),
-        }
-    )
+    feature_spec = {
+        "pickup": tf.io.VarLenFeature(tf.string),
+        "fare": tf.io.VarLenFeature(tf.float32),
+        "big_tipper": tf.io.FixedLenFeature([1], tf.int64),
+    }
     seconds = [int(s) for s in SECONDS[:60] if s > 0] + [datetimes.MISSING_SECONDS]
     rows = [
         {
@@ -126,20 +119,7 @@ def test_the_raw_signature_computes_every_date_time_output_as_transform_does(tmp
         }
         for i, s in enumerate(seconds)
     ]
-    with tft_beam.Context(temp_dir=str(tmp_path / "temp")):
-        (transformed, _), transform_fn = (
-            rows,
-            dataset_metadata.DatasetMetadata(schema),
-        ) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing_fn(inputs, {"problem_spec": spec.to_config()})
-        )
-        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform"))
-        # What TFX's Transform writes beside the transform graph: the raw data's metadata.
-        metadata_io.write_metadata(
-            dataset_metadata.DatasetMetadata(schema),
-            str(tmp_path / "transform" / tft.TFTransformOutput.RAW_METADATA_DIR),
-        )
-        raw = RawTransform(spec, tft.TFTransformOutput(str(tmp_path / "transform")))
+    transformed, raw = transform_and_raw(spec, feature_spec, rows, tmp_path)
     assert raw.output_names() == ["pickup_hour", "pickup_weekday", "pickup_month", "pickup_elapsed", "fare"]
     got = raw(
         {
