@@ -114,9 +114,9 @@ REPORT_DATA_FILE = "report.json"  # StakeholderReport
 
 
 SCHEMA_FILE = "schema.pbtxt"  # Schema (TFX's own name)
-# A column CuratedSchemaGen found to be a row identifier: deprecated in the schema, with this annotation tag
-# and the reason as its comment.
-IDENTIFIER_TAG = "identifier"
+# A column CuratedSchemaGen leaves out of the features on its own (a row identifier, a column with no value
+# in training): deprecated in the schema, with this annotation tag and the reason as its comment.
+LEFT_OUT_TAG = "left_out"
 
 
 def read_schema(schema_uri: str):
@@ -146,13 +146,13 @@ def binary_class_names_in(schema, spec: ProblemSpec) -> list[str] | None:
     return None if positive is None else [next(v for v in values if v != positive), positive]
 
 
-def read_identifiers(schema_uri: str) -> dict[str, str]:
-    """The columns the curated schema leaves out as row identifiers, each with the reason."""
+def read_left_out(schema_uri: str) -> dict[str, str]:
+    """The columns the curated schema leaves out of the features on its own, each with the reason."""
     schema = read_schema(schema_uri)
     return {
         feature.name: " ".join(feature.annotation.comment)
         for feature in schema.feature
-        if IDENTIFIER_TAG in feature.annotation.tag
+        if LEFT_OUT_TAG in feature.annotation.tag
     }
 
 

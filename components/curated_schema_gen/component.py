@@ -38,8 +38,9 @@ class CuratedSchemaGen(base_component.BaseComponent):
     in every row with the type its task needs, numeric features must hold numbers, features may be
     missing (Transform imputes them), categories outside the training vocabulary are allowed (they go
     to OOV buckets), and columns the spec does not use are marked deprecated so nothing reads them. When
-    the spec leaves the features to Blueprint, row identifiers (unique text, integers numbering rows) are
-    left out too, annotated with the reason (`components.core.artifacts.read_identifiers`).
+    the spec leaves the features to Blueprint, row identifiers (unique text, integers numbering rows) and
+    columns with no value in any training row are left out too, annotated with the reason
+    (`components.core.artifacts.read_left_out`); a column the spec names that has no value is an error.
     """
 
     SPEC_CLASS = CuratedSchemaGenSpec

@@ -19,7 +19,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
-from components.core.artifacts import IDENTIFIER_TAG, problem_spec
+from components.core.artifacts import LEFT_OUT_TAG, problem_spec
 from components.core.spec import FeatureKind, ProblemSpec, TaskType, positive_of
 from components.scoring.parity import TRAIN_SPLIT, read_serialized, split_records
 
@@ -27,7 +27,7 @@ _NUMBER_TYPES = (schema_pb2.INT, schema_pb2.FLOAT)
 
 
 class MissingColumnError(ValueError):
-    """A column the spec needs has no values at all in the training data."""
+    """A column the spec names has no values at all in the training data."""
 
 
 class ConstantLabelError(ValueError):
@@ -205,28 +205,46 @@ def identifier_columns(
                 f"its {len(seen)} sampled training values are distinct integers packed like row numbers "
                 f"({min(seen)}..{max(seen)})"
             )
+    return {name: f"{reason}; name it in 'features' to use it anyway" for name, reason in found.items()}
+
+
+def empty_columns(stats: statistics_pb2.DatasetFeatureStatisticsList) -> dict[str, str]:
+    """The columns with no value in any row of `stats` (the train split's), each with the reason: a CSV
+    column left blank, or `NA` in every row. TF Transform's mean of no values is NaN, and NaN z-scores
+    would poison training, so such a column cannot be a feature."""
+    dataset = stats.datasets[0]
+    found = {}
+    for feature in dataset.features:
+        kind = feature.WhichOneof("stats")
+        if feature.path.step and kind and getattr(feature, kind).common_stats.num_non_missing == 0:
+            found[feature.path.step[0]] = (
+                f"it has no value in any of the {dataset.num_examples} training rows; fill it in to use it"
+            )
     return found
 
 
 def curate_schema(
     schema: schema_pb2.Schema,
     spec: ProblemSpec,
-    identifiers: dict[str, str] | None = None,
+    left_out: dict[str, str] | None = None,
     label_domain: tuple[int, int] | None = None,
+    empty: dict[str, str] | None = None,
 ) -> schema_pb2.Schema:
-    """Returns a copy of an inferred schema with the spec's rules applied; `identifiers` (column ->
-    reason) are left out of the features, deprecated and annotated with the reason."""
+    """Returns a copy of an inferred schema with the spec's rules applied; `left_out` (column -> reason:
+    row identifiers, empty columns the spec does not name) are left out of the features, deprecated and
+    annotated with the reason. A column the spec needs that is missing from the schema or `empty`
+    (column -> reason) raises MissingColumnError."""
     curated = schema_pb2.Schema()
     curated.CopyFrom(schema)
     by_name = {feature.name: feature for feature in curated.feature}
-    identifiers = identifiers or {}
+    left_out = left_out or {}
     chosen = spec.feature_columns(list(by_name))
-    used = {name: kind for name, kind in chosen.items() if name not in identifiers}
-    for name, reason in identifiers.items():
-        by_name[name].annotation.tag.append(IDENTIFIER_TAG)
+    used = {name: kind for name, kind in chosen.items() if name not in left_out}
+    for name, reason in left_out.items():
+        by_name[name].annotation.tag.append(LEFT_OUT_TAG)
         by_name[name].annotation.comment.append(reason)
     for column in [*spec.label_columns, *used]:
-        if column not in by_name:
+        if column not in by_name or column in (empty or {}):
             raise MissingColumnError(
                 f"column '{column}' has no values in the training data; fill it or drop it from "
                 "the spec's features"
@@ -317,11 +335,14 @@ class Executor(base_executor.BaseExecutor):
             input_dict[standard_component_specs.STATISTICS_KEY]
         )
         schema = None
+        empty: dict[str, str] = {}
         for split in artifact_utils.decode_split_names(stats_artifact.split_names):
             if split in exclude:
                 continue
             stats = stats_artifact_utils.load_statistics(stats_artifact, split).proto()
             check_labels_vary(stats, spec)
+            if split == TRAIN_SPLIT:
+                empty = empty_columns(stats)
             schema = (
                 tfdv.infer_schema(stats, infer_feature_shape=True)
                 if schema is None
@@ -341,10 +362,13 @@ class Executor(base_executor.BaseExecutor):
             and _is_number(schema, column)
         ):
             label_domain = binary_number_domain(column, label_counts(examples, column), spec.positive_class)
-        identifiers = identifier_columns(schema, spec, _training_examples(input_dict))
-        for name, reason in identifiers.items():
+        left_out = identifier_columns(schema, spec, _training_examples(input_dict))
+        if spec.features is None:
+            chosen = spec.feature_columns([feature.name for feature in schema.feature])
+            left_out.update({name: reason for name, reason in empty.items() if name in chosen})
+        for name, reason in left_out.items():
             logging.warning("Column '%s' is not used as a feature: %s", name, reason)
-        curated = curate_schema(schema, spec, identifiers, label_domain)
+        curated = curate_schema(schema, spec, left_out, label_domain, empty)
         output_uri = os.path.join(
             artifact_utils.get_single_uri(output_dict[standard_component_specs.SCHEMA_KEY]),
             DEFAULT_FILE_NAME,

@@ -166,12 +166,12 @@ class ReportBuilder:
             "label_summary": summary,
             "leakage": leakage,
             "unused_columns": self.spec.unused_columns(list(train_stats_columns(train_stats))),
-            "identifier_columns": self._identifiers(),
+            "left_out_columns": self._left_out(),
         }
 
-    def _identifiers(self) -> dict[str, str]:
+    def _left_out(self) -> dict[str, str]:
         uri = _uri(self.inputs, "schema")
-        return artifacts.read_identifiers(uri) if uri else {}
+        return artifacts.read_left_out(uri) if uri else {}
 
     def _feature_kinds(self) -> dict[str, FeatureKind]:
         return raw_feature_kinds(self.spec, self._tft_output())

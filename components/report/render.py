@@ -258,7 +258,7 @@ def _data_section(data: dict) -> str:
         "<h3>Features</h3>" if features else "",
         feature_table,
         _unused_columns(part.get("unused_columns")),
-        _identifier_columns(part.get("identifier_columns")),
+        _left_out_columns(part.get("left_out_columns")),
         _label_section(part),
     )
 
@@ -273,13 +273,13 @@ def _unused_columns(columns: list[str] | None) -> str:
     )
 
 
-def _identifier_columns(columns: dict[str, str] | None) -> str:
+def _left_out_columns(columns: dict[str, str] | None) -> str:
     if not columns:
         return ""
     items = "".join(f"<li><code>{_escape(name)}</code>: {_escape(why)}</li>" for name, why in columns.items())
     return (
-        "<p>Left out as row identifiers (a model would memorize them, not learn from them); name one in "
-        f"<code>features</code> to use it anyway:</p><ul>{items}</ul>"
+        "<p>Left out of the features (a row identifier would be memorized, not learned from; a column "
+        f"with no value has nothing to learn from):</p><ul>{items}</ul>"
     )
 
 

@@ -64,8 +64,8 @@ def print_summary(summary, spec: ProblemSpec, paths: RunPaths, seconds: float) -
     print(f"  executed: {', '.join(executed) or 'nothing (all cached)'}")
     if summary.cached:
         print(f"  cached:   {', '.join(summary.cached)}")
-    for column, reason in summary.identifier_columns.items():
-        print(f"  not used: {column}: {reason}; name it in 'features' to use it")
+    for column, reason in summary.left_out_columns.items():
+        print(f"  not used: {column}: {reason}")
     if summary.metrics:
         print("  metrics on the test split (the final model, evaluated once):")
         for name, value in sorted(summary.metrics.items()):

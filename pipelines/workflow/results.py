@@ -9,7 +9,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
-from components.core.artifacts import BASELINE_BLESSING_KEY, REPORT_FILE, read_identifiers
+from components.core.artifacts import BASELINE_BLESSING_KEY, REPORT_FILE, read_left_out
 from components.core.evaluation import read_evaluation
 
 _STATE_NAMES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
@@ -30,7 +30,7 @@ class RunSummary:
     pushed: bool | None = None
     pushed_version: str | None = None
     pushed_path: str | None = None
-    identifier_columns: dict[str, str] = field(default_factory=dict)  # left out of the features: why
+    left_out_columns: dict[str, str] = field(default_factory=dict)  # left out of the features: why
 
     @property
     def executed(self) -> list[str]:
@@ -138,7 +138,7 @@ def _summary(store: mlmd.MetadataStore, run: metadata_store_pb2.Context, pipelin
     _read_results(store, summary, executions, node_of)
     schema = summary.outputs.get("SchemaGen", {}).get("schema")
     if schema:
-        summary.identifier_columns = read_identifiers(schema[0])
+        summary.left_out_columns = read_left_out(schema[0])
     return summary
 
 

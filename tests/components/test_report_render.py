@@ -673,13 +673,13 @@ def test_permutation_importance_ranks_a_real_feature_and_flags_noise(cancer):
     assert 'id="importance"' in html and "No measurable benefit on the test split: noise." in html
 
 
-def test_identifier_columns_are_named_with_the_reason(cancer):
+def test_left_out_columns_are_named_with_the_reason(cancer):
     report = _binary_report(cancer)
     reason = "100% of its 2000 sampled training values are distinct: it names rows"
-    report["data"] = {**report["data"], "identifier_columns": {"patient_id": reason}}
+    report["data"] = {**report["data"], "left_out_columns": {"patient_id": reason}}
     html = render_report(report)
-    assert "Left out as row identifiers" in html and "<code>patient_id</code>: " + reason in html
-    assert "Left out as row identifiers" not in render_report(_binary_report(cancer))
+    assert "Left out of the features" in html and "<code>patient_id</code>: " + reason in html
+    assert "Left out of the features" not in render_report(_binary_report(cancer))
 
 
 def _price_report() -> dict:

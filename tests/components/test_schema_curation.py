@@ -11,8 +11,8 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.utils import io_utils
 
-from components.core.artifacts import SCHEMA_FILE, binary_class_names, read_identifiers
-from components.core.spec import TaskType, load_spec
+from components.core.artifacts import SCHEMA_FILE, binary_class_names, read_left_out
+from components.core.spec import FeatureKind, TaskType, load_spec
 from components.curated_schema_gen.executor import (
     ConstantLabelError,
     LabelValuesError,
@@ -21,6 +21,7 @@ from components.curated_schema_gen.executor import (
     check_classes_seen_in_training,
     check_labels_vary,
     curate_schema,
+    empty_columns,
     identifier_columns,
 )
 from tests.helpers.data import TAXI_SPEC
@@ -84,6 +85,37 @@ def test_a_spec_column_with_no_values_is_a_clear_error(taxi_frame):
         curate_schema(inferred(frame), load_spec(TAXI_SPEC))
 
 
+def test_a_column_with_no_value_in_training_is_left_out_with_the_reason(taxi_frame, tmp_path):
+    """A column blank in every training row (taxi's pickup_census_tract in these trips; `NA` in every row
+    reads the same): its mean would be NaN, so a five-line spec leaves it out and says why."""
+    assert taxi_frame["pickup_census_tract"].isna().all()
+    stats = tfdv.generate_statistics_from_dataframe(taxi_frame.astype({"pickup_census_tract": object}))
+    empty = empty_columns(stats)
+    reason = f"it has no value in any of the {len(taxi_frame)} training rows; fill it in to use it"
+    assert empty == {"pickup_census_tract": reason}
+    spec = load_spec(TAXI_SPEC)
+    exclude = [name for name in spec.exclude if name != "pickup_census_tract"]
+    spec = spec.model_copy(update={"features": None, "exclude": exclude})
+    assert "pickup_census_tract" in spec.feature_columns(list(taxi_frame.columns))
+    curated = curate_schema(tfdv.infer_schema(stats), spec, dict(empty), empty=empty)
+    assert by_name(curated)["pickup_census_tract"].lifecycle_stage == schema_pb2.DEPRECATED
+    assert by_name(curated)["fare"].lifecycle_stage == schema_pb2.UNKNOWN_STAGE
+    io_utils.write_pbtxt_file(str(tmp_path / SCHEMA_FILE), curated)
+    assert read_left_out(str(tmp_path)) == empty
+
+
+def test_a_named_feature_with_no_value_in_training_is_a_clear_error(taxi_frame):
+    stats = tfdv.generate_statistics_from_dataframe(taxi_frame.astype({"pickup_census_tract": object}))
+    spec = load_spec(TAXI_SPEC)
+    named = {**spec.features, "pickup_census_tract": FeatureKind.NUMERIC}
+    exclude = [name for name in spec.exclude if name != "pickup_census_tract"]
+    spec = spec.model_copy(update={"features": named, "exclude": exclude})
+    with pytest.raises(
+        MissingColumnError, match="column 'pickup_census_tract' has no values in the training"
+    ):
+        curate_schema(tfdv.infer_schema(stats), spec, empty=empty_columns(stats))
+
+
 def examples_of(frame: pd.DataFrame) -> list[tf.train.Example]:
     """Each row as ExampleGen writes it: text as bytes, integers as int64, missing cells left out."""
     examples = []
@@ -116,6 +148,7 @@ def test_identifier_columns_are_found_with_their_reason(with_identifiers):
     assert set(found) == {"order_code", "row_number"}, found
     assert "100% of its 3000 sampled training values are distinct" in found["order_code"]
     assert "packed like row numbers (1..3000)" in found["row_number"]
+    assert all(reason.endswith("; name it in 'features' to use it anyway") for reason in found.values())
 
 
 def test_a_column_named_in_features_is_never_an_identifier(with_identifiers):
@@ -131,7 +164,7 @@ def test_identifiers_are_deprecated_and_annotated(with_identifiers, tmp_path):
     assert by_name(curated)["order_code"].lifecycle_stage == schema_pb2.DEPRECATED
     assert by_name(curated)["row_number"].lifecycle_stage == schema_pb2.UNKNOWN_STAGE
     io_utils.write_pbtxt_file(str(tmp_path / SCHEMA_FILE), curated)
-    assert read_identifiers(str(tmp_path)) == reasons
+    assert read_left_out(str(tmp_path)) == reasons
 
 
 def label_stats(values: list[str]):

@@ -169,13 +169,16 @@ def test_each_task_type_trains_from_its_spec_and_beats_its_dumb_baseline(other_t
     assert report["task"] == spec.task.value
     if spec.task.value == "regression":
         assert report["confusion_matrix"] is None and report["residuals"]
-        # The patient id is text distinct in every row: left out of the features, with the reason.
-        assert list(run.identifier_columns) == ["patient_id"], run.identifier_columns
-        assert "sampled training values are distinct" in run.identifier_columns["patient_id"]
-        assert report["data"]["identifier_columns"] == run.identifier_columns
-        assert "patient_id" not in {row["name"] for row in report["data"]["features"]}
+        # The patient id is text distinct in every row, the referral code `NA` in every row: both left out
+        # of the features, each with its reason.
+        assert sorted(run.left_out_columns) == ["patient_id", "referral_code"], run.left_out_columns
+        assert "sampled training values are distinct" in run.left_out_columns["patient_id"]
+        assert "no value in any of the" in run.left_out_columns["referral_code"]
+        assert report["data"]["left_out_columns"] == run.left_out_columns
+        features = {row["name"] for row in report["data"]["features"]}
+        assert not features & {"patient_id", "referral_code"}, features
     else:
-        assert run.identifier_columns == {}
+        assert run.left_out_columns == {}
         assert report["confusion_matrix"] is not None
         assert_evaluator_loss_is_the_crossentropy_of_the_test_predictions(spec, run, paths)
         assert_served_outputs_speak_the_tables_classes(spec, paths, report)

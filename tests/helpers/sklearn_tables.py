@@ -66,10 +66,12 @@ def table(task: str) -> tuple[dict[str, np.ndarray], str | list[str], str]:
     data = datasets.load_diabetes(scaled=False)
     columns = {_column_name(n): data.data[:, i] for i, n in enumerate(data.feature_names)}
     if task == "regression":
-        # As exports carry one: an identifier the run must leave out of the features, and say so.
+        # As exports carry them: an identifier and a column nobody filled in (`NA` in every row), which
+        # the run must leave out of the features, and say why.
         columns["patient_id"] = np.array(
             [f"P-{index * 7919 % 10007:05d}" for index in range(len(data.target))]
         )
+        columns["referral_code"] = np.array(["NA"] * len(data.target))
         columns["progression"] = data.target.astype(float)
         return columns, "progression", "mse"
     if task == "multilabel":
