@@ -226,25 +226,29 @@ def empty_columns(stats: statistics_pb2.DatasetFeatureStatisticsList) -> dict[st
 def curate_schema(
     schema: schema_pb2.Schema,
     spec: ProblemSpec,
-    left_out: dict[str, str] | None = None,
+    identifiers: dict[str, str] | None = None,
     label_domain: tuple[int, int] | None = None,
     empty: dict[str, str] | None = None,
 ) -> schema_pb2.Schema:
-    """Returns a copy of an inferred schema with the spec's rules applied; `left_out` (column -> reason:
-    row identifiers, empty columns the spec does not name) are left out of the features, deprecated and
-    annotated with the reason. A column the spec needs that is missing from the schema or `empty`
-    (column -> reason) raises MissingColumnError."""
+    """Returns a copy of an inferred schema with the spec's rules applied. `identifiers` and, when the spec
+    leaves the features to Blueprint, `empty` columns (`empty_columns`; each column -> reason) are left out
+    of the features, deprecated and annotated with the reason. A column the spec needs that is missing
+    from the schema or empty raises MissingColumnError."""
     curated = schema_pb2.Schema()
     curated.CopyFrom(schema)
     by_name = {feature.name: feature for feature in curated.feature}
-    left_out = left_out or {}
+    empty = empty or {}
     chosen = spec.feature_columns(list(by_name))
+    left_out = dict(identifiers or {})
+    if spec.features is None:
+        left_out.update({name: reason for name, reason in empty.items() if name in chosen})
     used = {name: kind for name, kind in chosen.items() if name not in left_out}
     for name, reason in left_out.items():
+        logging.warning("Column '%s' is not used as a feature: %s", name, reason)
         by_name[name].annotation.tag.append(LEFT_OUT_TAG)
         by_name[name].annotation.comment.append(reason)
     for column in [*spec.label_columns, *used]:
-        if column not in by_name or column in (empty or {}):
+        if column not in by_name or column in empty:
             raise MissingColumnError(
                 f"column '{column}' has no values in the training data; fill it or drop it from "
                 "the spec's features"
@@ -362,13 +366,8 @@ class Executor(base_executor.BaseExecutor):
             and _is_number(schema, column)
         ):
             label_domain = binary_number_domain(column, label_counts(examples, column), spec.positive_class)
-        left_out = identifier_columns(schema, spec, _training_examples(input_dict))
-        if spec.features is None:
-            chosen = spec.feature_columns([feature.name for feature in schema.feature])
-            left_out.update({name: reason for name, reason in empty.items() if name in chosen})
-        for name, reason in left_out.items():
-            logging.warning("Column '%s' is not used as a feature: %s", name, reason)
-        curated = curate_schema(schema, spec, left_out, label_domain, empty)
+        identifiers = identifier_columns(schema, spec, _training_examples(input_dict))
+        curated = curate_schema(schema, spec, identifiers, label_domain, empty)
         output_uri = os.path.join(
             artifact_utils.get_single_uri(output_dict[standard_component_specs.SCHEMA_KEY]),
             DEFAULT_FILE_NAME,

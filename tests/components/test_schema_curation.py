@@ -97,7 +97,7 @@ def test_a_column_with_no_value_in_training_is_left_out_with_the_reason(taxi_fra
     exclude = [name for name in spec.exclude if name != "pickup_census_tract"]
     spec = spec.model_copy(update={"features": None, "exclude": exclude})
     assert "pickup_census_tract" in spec.feature_columns(list(taxi_frame.columns))
-    curated = curate_schema(tfdv.infer_schema(stats), spec, dict(empty), empty=empty)
+    curated = curate_schema(tfdv.infer_schema(stats), spec, empty=empty)
     assert by_name(curated)["pickup_census_tract"].lifecycle_stage == schema_pb2.DEPRECATED
     assert by_name(curated)["fare"].lifecycle_stage == schema_pb2.UNKNOWN_STAGE
     io_utils.write_pbtxt_file(str(tmp_path / SCHEMA_FILE), curated)
